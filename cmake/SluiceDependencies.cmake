@@ -1,0 +1,15 @@
+# Third-party libraries, all from Debian 12's packages (scripts/install-deps.sh installs them).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(fmt 9 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(simdjson REQUIRED)
+find_package(PostgreSQL REQUIRED)
+pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
+# Debian's libpqxx headers leave std::optional support off; field.get<T>() and NULL-safe reads need it.
+target_compile_definitions(PkgConfig::PQXX INTERFACE PQXX_HAVE_OPTIONAL)
+find_package(Boost 1.81 REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+if(SLUICE_BUILD_TESTS)
+    find_package(Catch2 2 REQUIRED)
+endif()

@@ -1,0 +1,67 @@
+// The error-code registry: every code that Sluice logs, prints or sends over the wire.
+// Codes are stable once released; each has a one-line cause and fix. Ranges:
+//   SL1xxx config   SL2xxx rules   SL3xxx replication   SL4xxx storage
+//   SL5xxx sessions and protocol (SL51xx: authentication)   SL6xxx upload   SL9xxx internal
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace sluice::protocol {
+
+enum class ErrorCode : std::uint16_t {
+    kOk = 0,
+    // config
+    kConfigFileUnreadable = 1001,
+    kConfigSyntax = 1002,
+    kConfigUnknownKey = 1003,
+    kConfigWrongType = 1004,
+    kConfigOutOfRange = 1005,
+    kConfigMissingKey = 1006,
+    kConfigEnvVar = 1007,
+    kConfigInvalidValue = 1008,
+    // rules
+    kRulesFileUnreadable = 2001,
+    kRulesSyntax = 2002,
+    // replication / source database
+    kSourceUnreachable = 3001,
+    kSourceAuthFailed = 3002,
+    kSourceWalLevel = 3003,
+    kSourceNoReplicationPrivilege = 3004,
+    kSourceNoFreeSlots = 3005,
+    kSourceNoFreeWalSenders = 3006,
+    kSourceDatabaseMissing = 3007,
+    kSourceQueryFailed = 3008,
+    // storage
+    kStorageUnreachable = 4001,
+    kStorageAuthFailed = 4002,
+    kStorageDatabaseMissing = 4003,
+    kStorageMigrationFailed = 4004,
+    kStorageMigrationChanged = 4005,
+    kStorageMigrationUnknown = 4006,
+    kStorageQueryFailed = 4007,
+    // sessions and protocol
+    kBadRequest = 5001,
+    kMessageTooLarge = 5002,
+    // authentication (SDKs refresh their token on these)
+    kAuthMissing = 5101,
+    kAuthInvalid = 5102,
+    kAuthExpired = 5103,
+    // internal
+    kInternal = 9001,
+};
+
+struct ErrorInfo {
+    ErrorCode code;
+    std::string_view id;           // stable text form, e.g. "SL3003"
+    std::string_view cause;        // one line: what went wrong
+    std::string_view fix;          // one line: what to do about it
+};
+
+// The entry for a code; kInternal's entry for a value that is not registered.
+[[nodiscard]] const ErrorInfo& error_info(ErrorCode code) noexcept;
+[[nodiscard]] std::string_view error_id(ErrorCode code) noexcept;
+[[nodiscard]] std::span<const ErrorInfo> all_errors() noexcept;
+
+}  // namespace sluice::protocol

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every build, test and runtime dependency of Sluice from Debian 12's packages.
+# Idempotent: when everything is already installed it only checks and returns in about a second.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential g++ cmake ninja-build ccache pkg-config git
+    libpq-dev libpqxx-dev
+    libboost1.81-dev
+    libsimdjson-dev libfmt-dev libyaml-cpp-dev catch2 libssl-dev libsystemd-dev
+    postgresql-15 postgresql-client-15
+
+    python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

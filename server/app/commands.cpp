@@ -1,0 +1,193 @@
+// The `sluice` subcommands: wiring of config, replication checks and storage (see commands.h).
+#include "server/app/commands.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <pqxx/connection>
+
+#include "config/sluice_config.h"
+#include "config/sync_rules_check.h"
+#include "migrations/migrations.h"
+#include "server/core/log.h"
+#include "server/replication/preflight.h"
+#include "server/storage/database.h"
+#include "server/storage/migrator.h"
+
+namespace sluice::app {
+namespace {
+
+using protocol::ErrorCode;
+
+const core::Logger kLog("app");
+
+std::optional<std::string> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return std::move(text).str();
+}
+
+std::optional<std::string> real_env(std::string_view name) {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(value);
+}
+
+void print(const std::vector<config::Diagnostic>& diagnostics) {
+    for (const auto& d : diagnostics) {
+        fmt::print(stderr, "{}\n", d.to_string());
+    }
+}
+
+// Reads and validates sluice.yaml, printing every diagnostic; nullopt on errors.
+std::optional<config::Config> load_config_file(const std::string& path) {
+    auto text = read_file(path);
+    if (!text) {
+        config::Diagnostic d{config::Severity::kError, ErrorCode::kConfigFileUnreadable, {path}, "",
+                             fmt::format("cannot read the config file: {}", std::strerror(errno))};
+        print({d});
+        return std::nullopt;
+    }
+    auto loaded = config::load_config(*text, path, real_env);
+    print(loaded.diagnostics);
+    return std::move(loaded.config);
+}
+
+std::string rules_path(const std::string& config_path, const config::Config& config) {
+    std::filesystem::path rules(config.sync_rules.path);
+    if (rules.is_absolute()) {
+        return rules.string();
+    }
+    return (std::filesystem::path(config_path).parent_path() / rules).lexically_normal().string();
+}
+
+// Checks the sync-rules file, printing every diagnostic; false on errors.
+bool check_rules_file(const std::string& path) {
+    auto text = read_file(path);
+    if (!text) {
+        config::Diagnostic d{config::Severity::kError, ErrorCode::kRulesFileUnreadable, {path}, "sync_rules.path",
+                             fmt::format("cannot read the sync-rules file: {}", std::strerror(errno))};
+        print({d});
+        return false;
+    }
+    auto diagnostics = config::check_sync_rules(*text, path);
+    print(diagnostics);
+    return !config::has_errors(diagnostics);
+}
+
+void apply_logging(const config::LoggingConfig& logging) {
+    core::set_log_level(static_cast<core::LogLevel>(logging.level));
+    core::set_log_format(logging.format == config::LogFormat::kJson ? core::LogFormat::kJson : core::LogFormat::kText);
+}
+
+// Connects to storage (creating it when allowed) and applies pending migrations.
+bool prepare_storage(const config::Config& config, storage::CreateDatabase create) {
+    auto conninfo = storage::storage_conninfo(config);
+    if (!conninfo) {
+        kLog.error("{}", conninfo.status().to_string());
+        return false;
+    }
+    auto connection = storage::connect_storage(conninfo.value(), create);
+    if (!connection) {
+        kLog.error("{}", connection.status().to_string());
+        return false;
+    }
+    auto report = storage::migrate(*connection.value(), migrations::embedded());
+    if (!report) {
+        kLog.error("{}", report.status().to_string());
+        return false;
+    }
+    kLog.info("storage schema at version {} ({} migration(s) applied now)", report->current_version,
+              report->applied.size());
+    return true;
+}
+
+}  // namespace
+
+int version_command() {
+    const auto all = migrations::embedded();
+    fmt::print("sluice {} (storage schema {})\n", SLUICE_VERSION, all.empty() ? 0 : all.back().version);
+    return 0;
+}
+
+int check_command(const CommandOptions& options) {
+    auto config = load_config_file(options.config_path);
+    if (!config) {
+        return 1;
+    }
+    const auto rules = rules_path(options.config_path, *config);
+    if (!check_rules_file(rules)) {
+        return 1;
+    }
+    fmt::print("{}: ok (sync rules: {})\n", options.config_path, rules);
+    return 0;
+}
+
+int migrate_command(const CommandOptions& options) {
+    auto config = load_config_file(options.config_path);
+    if (!config) {
+        return 1;
+    }
+    apply_logging(config->logging);
+    const bool create = options.create_database || config->storage.create_database;
+    return prepare_storage(*config, create ? storage::CreateDatabase::kYes : storage::CreateDatabase::kNo) ? 0 : 1;
+}
+
+int run_command(const CommandOptions& options) {
+    // Block the signals we wait for before any thread starts, so every thread inherits the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    auto config = load_config_file(options.config_path);
+    if (!config) {
+        return 1;
+    }
+    apply_logging(config->logging);
+    if (!check_rules_file(rules_path(options.config_path, *config))) {
+        return 1;
+    }
+    kLog.info("starting sluice {} role={}", SLUICE_VERSION, config::to_string(config->role));
+
+    if (config->role != config::Role::kApi) {
+        auto source = replication::preflight({config->source.uri, config->source.slot});
+        if (!source) {
+            kLog.error("{}", source.status().to_string());
+            return 1;
+        }
+        kLog.info("source Postgres {} ok: system {} at {}, slot '{}' {}", source->server_version, source->system_id,
+                  source->current_lsn.to_string(), config->source.slot,
+                  source->slot_exists ? "exists" : "will be created");
+    }
+    const auto create = config->storage.create_database ? storage::CreateDatabase::kYes : storage::CreateDatabase::kNo;
+    if (!prepare_storage(*config, create)) {
+        return 1;
+    }
+    kLog.info("ready; waiting for SIGTERM or SIGINT");
+    for (;;) {
+        int signal = 0;
+        sigwait(&signals, &signal);
+        if (signal == SIGHUP) {
+            kLog.info("SIGHUP: nothing to reload yet");
+            continue;
+        }
+        kLog.info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        return 0;
+    }
+}
+
+}  // namespace sluice::app

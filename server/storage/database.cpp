@@ -1,0 +1,142 @@
+// Opening the storage database (see database.h).
+#include "server/storage/database.h"
+
+#include <libpq-fe.h>
+
+#include <pqxx/pqxx>
+
+#include "server/core/log.h"
+#include "server/core/pg_errors.h"
+
+namespace sluice::storage {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::Result;
+using protocol::Status;
+
+const core::Logger kLog("storage");
+
+// Quotes a value for a key=value conninfo string.
+std::string quote_conninfo_value(std::string_view value) {
+    std::string out = "'";
+    for (const char c : value) {
+        if (c == '\'' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    out += '\'';
+    return out;
+}
+
+// The database name a conninfo string names ("" when it names none).
+std::string database_of(const std::string& conninfo) {
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+    std::string name;
+    if (options != nullptr) {
+        for (auto* o = options; o->keyword != nullptr; ++o) {
+            if (std::string_view(o->keyword) == "dbname" && o->val != nullptr) {
+                name = o->val;
+            }
+        }
+        PQconninfoFree(options);
+    }
+    PQfreemem(error);
+    return name;
+}
+
+Status failure_status(core::ConnectFailure failure, const std::string& conninfo, const std::string& message) {
+    const auto where = core::redact_conninfo(conninfo);
+    switch (failure) {
+        case core::ConnectFailure::kAuth:
+            return {ErrorCode::kStorageAuthFailed,
+                    fmt::format("storage database rejected the login ({}): {}", where, message)};
+        case core::ConnectFailure::kDatabaseMissing:
+            return {ErrorCode::kStorageDatabaseMissing,
+                    fmt::format("storage database '{}' does not exist ({}); run `sluice migrate -c <config> "
+                                "--create-database`, set storage.create_database: true, or run CREATE DATABASE",
+                                database_of(conninfo), where)};
+        case core::ConnectFailure::kUnreachable:
+            return {ErrorCode::kStorageUnreachable,
+                    fmt::format("cannot reach the storage database ({}): {}", where, message)};
+        default:
+            return {ErrorCode::kStorageUnreachable,
+                    fmt::format("cannot connect to the storage database ({}): {}", where, message)};
+    }
+}
+
+Status create_database(const std::string& conninfo) {
+    const std::string name = database_of(conninfo);
+    auto admin = with_database(conninfo, "postgres");
+    if (!admin) {
+        return admin.status();
+    }
+    try {
+        pqxx::connection c(admin.value());
+        pqxx::nontransaction tx(c);
+        tx.exec0("CREATE DATABASE " + tx.quote_name(name));
+        kLog.info("created storage database '{}'", name);
+    } catch (const pqxx::sql_error& e) {
+        if (e.sqlstate() == "42P04") {  // duplicate_database: another process created it first
+            return Status::ok();
+        }
+        return {ErrorCode::kStorageQueryFailed,
+                fmt::format("cannot create storage database '{}': {}", name, core::one_line(e.what()))};
+    } catch (const std::exception& e) {
+        const auto message = core::one_line(e.what());
+        return failure_status(core::classify_connect_failure(message), admin.value(), message);
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
+Result<std::string> with_database(const std::string& conninfo, const std::string& database) {
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+    if (options == nullptr) {
+        std::string message = error != nullptr ? core::one_line(error) : "out of memory";
+        PQfreemem(error);
+        return Status(ErrorCode::kConfigInvalidValue,
+                      fmt::format("source.uri is not a valid connection string: {}", message));
+    }
+    std::string out;
+    for (auto* o = options; o->keyword != nullptr; ++o) {
+        if (o->val == nullptr || std::string_view(o->keyword) == "dbname") {
+            continue;
+        }
+        out += fmt::format("{}={} ", o->keyword, quote_conninfo_value(o->val));
+    }
+    PQconninfoFree(options);
+    out += "dbname=" + quote_conninfo_value(database);
+    return out;
+}
+
+Result<std::string> storage_conninfo(const config::Config& config) {
+    if (!config.storage.uri.empty()) {
+        return config.storage.uri;
+    }
+    return with_database(config.source.uri, config.storage.database);
+}
+
+Result<std::unique_ptr<pqxx::connection>> connect_storage(const std::string& conninfo, CreateDatabase create) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+            return std::make_unique<pqxx::connection>(conninfo);
+        } catch (const std::exception& e) {
+            const auto message = core::one_line(e.what());
+            const auto failure = core::classify_connect_failure(message);
+            if (failure != core::ConnectFailure::kDatabaseMissing || create == CreateDatabase::kNo || attempt > 0) {
+                return failure_status(failure, conninfo, message);
+            }
+            if (auto status = create_database(conninfo); !status) {
+                return status;
+            }
+        }
+    }
+    return Status(ErrorCode::kInternal, "unreachable");
+}
+
+}  // namespace sluice::storage
