@@ -1,0 +1,61 @@
+// Test support for Postgres-backed tests (see pg.h).
+#include "tests/support/pg.h"
+
+#include <cstdlib>
+#include <stdexcept>
+
+#include <libpq-fe.h>
+
+#include <pqxx/pqxx>
+
+namespace sluice::test {
+
+std::string pg_uri() {
+    const char* uri = std::getenv("SLUICE_TEST_PG_URI");
+    if (uri == nullptr || *uri == '\0') {
+        throw std::runtime_error(
+            "SLUICE_TEST_PG_URI is not set: run pg tests through scripts/test.sh, or start "
+            "deploy/dev-postgres.sh and export SLUICE_TEST_PG_URI=$(deploy/dev-postgres.sh uri)");
+    }
+    return uri;
+}
+
+std::string with_database(const std::string& uri, const std::string& database) {
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(uri.c_str(), &error);
+    if (options == nullptr) {
+        std::string message = error != nullptr ? error : "out of memory";
+        PQfreemem(error);
+        throw std::runtime_error("bad test URI: " + message);
+    }
+    std::string out;
+    for (auto* o = options; o->keyword != nullptr; ++o) {
+        if (o->val != nullptr && std::string_view(o->keyword) != "dbname") {
+            out += std::string(o->keyword) + "='" + o->val + "' ";
+        }
+    }
+    PQconninfoFree(options);
+    return out + "dbname='" + database + "'";
+}
+
+std::string fresh_database(const std::string& prefix) {
+    std::string name = "t_" + prefix;
+    for (auto& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) {
+            c = '_';
+        }
+    }
+    pqxx::connection admin(pg_uri());
+    pqxx::nontransaction tx(admin);
+    tx.exec0("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+    tx.exec0("CREATE DATABASE " + tx.quote_name(name));
+    return with_database(pg_uri(), name);
+}
+
+void exec_sql(const std::string& uri, const std::string& sql) {
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    tx.exec0(sql);
+}
+
+}  // namespace sluice::test

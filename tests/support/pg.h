@@ -1,0 +1,23 @@
+// Test support for tests labelled "pg": the private Postgres started by scripts/test.sh, and
+// throwaway databases inside it so tests never see each other's tables.
+#pragma once
+
+#include <string>
+
+namespace sluice::test {
+
+// SLUICE_TEST_PG_URI (a superuser URI of the private cluster). Fails the test when unset: pg tests
+// are never skipped silently.
+[[nodiscard]] std::string pg_uri();
+
+// `uri` with its database replaced (key=value form).
+[[nodiscard]] std::string with_database(const std::string& uri, const std::string& database);
+
+// Creates an empty database with a unique name derived from `prefix`, dropping any leftover of the
+// same name; returns its URI. Use a prefix unique to the test case.
+[[nodiscard]] std::string fresh_database(const std::string& prefix);
+
+// Runs SQL on the given database as the superuser (for fixtures).
+void exec_sql(const std::string& uri, const std::string& sql);
+
+}  // namespace sluice::test
