@@ -393,6 +393,7 @@ private:
                       fmt::format("duplicate key '{}' (first given at line {})", key, it->second));
                 continue;
             }
+            m_marks.emplace(shown_path, key_node.Mark());
             if (const Field* field = find_field(schema_path)) {
                 read_field(config, *field, value, shown_path, item);
                 continue;
@@ -546,6 +547,7 @@ private:
                                   join(child_keys(item_schema), ", ")));
                 continue;
             }
+            m_marks.emplace(item_path, element.Mark());
             walk_map(config, element, item_schema, item_path, i);
             check_required(element, item_schema, item_path);
         }
@@ -592,24 +594,31 @@ private:
         }
     }
 
+    // Where a path was given in the file; the top of the file when it was not.
+    YAML::Mark mark_of(const std::string& path) const {
+        auto it = m_marks.find(path);
+        return it == m_marks.end() ? YAML::Mark() : it->second;
+    }
+
     void check_cross_field(const Config& config) {
         const auto& tls = config.server.tls;
         if (tls.cert_file.empty() != tls.key_file.empty()) {
-            error(ErrorCode::kConfigInvalidValue, {}, "server.tls",
+            error(ErrorCode::kConfigInvalidValue, mark_of("server.tls"), "server.tls",
                   "cert_file and key_file must be given together (both, or neither for plain HTTP)");
         }
         for (std::size_t i = 0; i < config.auth.keys.size(); ++i) {
             const auto& key = config.auth.keys[i];
-            if (key.alg.empty()) {
-                continue;  // reported as missing already
+            const auto path = fmt::format("auth.keys[{}]", i);
+            if (key.alg.empty() || m_seen.count(path + ".alg") == 0) {
+                continue;  // reported as missing or invalid already
             }
             const bool symmetric = key.alg.starts_with("HS");
             if (symmetric && key.secret.empty()) {
-                error(ErrorCode::kConfigInvalidValue, {}, fmt::format("auth.keys[{}]", i),
+                error(ErrorCode::kConfigInvalidValue, mark_of(path), path,
                       fmt::format("algorithm {} needs 'secret'", key.alg));
             }
             if (!symmetric && key.public_key_file.empty()) {
-                error(ErrorCode::kConfigInvalidValue, {}, fmt::format("auth.keys[{}]", i),
+                error(ErrorCode::kConfigInvalidValue, mark_of(path), path,
                       fmt::format("algorithm {} needs 'public_key_file'", key.alg));
             }
         }
@@ -618,7 +627,8 @@ private:
     const std::string& m_file;
     const EnvLookup& m_env;
     std::vector<Diagnostic> m_diagnostics;
-    std::set<std::string> m_seen;  // shown paths of the keys given in the file
+    std::set<std::string> m_seen;                  // shown paths of the keys given in the file
+    std::map<std::string, YAML::Mark> m_marks;     // shown path -> where its key (or list item) starts
 };
 
 std::string type_text(const Field& f) {

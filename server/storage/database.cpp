@@ -1,6 +1,9 @@
 // Opening the storage database (see database.h).
 #include "server/storage/database.h"
 
+#include <chrono>
+#include <thread>
+
 #include <libpq-fe.h>
 
 #include <pqxx/pqxx>
@@ -67,7 +70,14 @@ Status failure_status(core::ConnectFailure failure, const std::string& conninfo,
     }
 }
 
-Status create_database(const std::string& conninfo) {
+// Outcome of CREATE DATABASE.
+enum class CreateOutcome {
+    kCreated,  // we created it
+    kExists,   // another process created it (its transaction may still be finishing)
+    kBusy,     // another CREATE DATABASE holds template1; try again shortly
+};
+
+Result<CreateOutcome> create_database(const std::string& conninfo) {
     const std::string name = database_of(conninfo);
     auto admin = with_database(conninfo, "postgres");
     if (!admin) {
@@ -79,16 +89,21 @@ Status create_database(const std::string& conninfo) {
         tx.exec0("CREATE DATABASE " + tx.quote_name(name));
         kLog.info("created storage database '{}'", name);
     } catch (const pqxx::sql_error& e) {
-        if (e.sqlstate() == "42P04") {  // duplicate_database: another process created it first
-            return Status::ok();
+        // duplicate_database, or unique_violation on pg_database when two CREATEs race: created
+        // meanwhile. object_in_use: template1 is busy copying for another CREATE DATABASE.
+        if (e.sqlstate() == "42P04" || e.sqlstate() == "23505") {
+            return CreateOutcome::kExists;
         }
-        return {ErrorCode::kStorageQueryFailed,
-                fmt::format("cannot create storage database '{}': {}", name, core::one_line(e.what()))};
+        if (e.sqlstate() == "55006") {
+            return CreateOutcome::kBusy;
+        }
+        return Status(ErrorCode::kStorageQueryFailed,
+                      fmt::format("cannot create storage database '{}': {}", name, core::one_line(e.what())));
     } catch (const std::exception& e) {
         const auto message = core::one_line(e.what());
         return failure_status(core::classify_connect_failure(message), admin.value(), message);
     }
-    return Status::ok();
+    return CreateOutcome::kCreated;
 }
 
 }  // namespace
@@ -122,21 +137,27 @@ Result<std::string> storage_conninfo(const config::Config& config) {
 }
 
 Result<std::unique_ptr<pqxx::connection>> connect_storage(const std::string& conninfo, CreateDatabase create) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    constexpr int kAttempts = 20;
+    for (int attempt = 1;; ++attempt) {
         try {
             return std::make_unique<pqxx::connection>(conninfo);
         } catch (const std::exception& e) {
             const auto message = core::one_line(e.what());
             const auto failure = core::classify_connect_failure(message);
-            if (failure != core::ConnectFailure::kDatabaseMissing || create == CreateDatabase::kNo || attempt > 0) {
+            if (failure != core::ConnectFailure::kDatabaseMissing || create == CreateDatabase::kNo ||
+                attempt == kAttempts) {
                 return failure_status(failure, conninfo, message);
             }
-            if (auto status = create_database(conninfo); !status) {
-                return status;
-            }
+        }
+        auto created = create_database(conninfo);
+        if (!created) {
+            return created.status();
+        }
+        if (created.value() != CreateOutcome::kCreated) {
+            // Start-up path only: wait for the other process's CREATE DATABASE to finish.
+            std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
         }
     }
-    return Status(ErrorCode::kInternal, "unreachable");
 }
 
 }  // namespace sluice::storage

@@ -55,7 +55,7 @@ std::string fresh_database(const std::string& prefix) {
 void exec_sql(const std::string& uri, const std::string& sql) {
     pqxx::connection c(uri);
     pqxx::nontransaction tx(c);
-    tx.exec0(sql);
+    tx.exec(sql);
 }
 
 }  // namespace sluice::test

@@ -1,0 +1,30 @@
+// A second private Postgres cluster with its own settings, for tests that need a misconfigured
+// server (wal_level=replica, few slots). Started with deploy/dev-postgres.sh; wiped when destroyed.
+#pragma once
+
+#include <string>
+
+namespace sluice::test {
+
+struct ClusterSettings {
+    int port;                          // unique per test case: ctest runs cases in parallel
+    std::string wal_level = "logical";
+    int slots = 20;                    // max_replication_slots and max_wal_senders
+};
+
+class ScratchCluster {
+public:
+    explicit ScratchCluster(ClusterSettings settings);
+    ~ScratchCluster();
+    ScratchCluster(const ScratchCluster&) = delete;
+    ScratchCluster& operator=(const ScratchCluster&) = delete;
+
+    [[nodiscard]] const std::string& uri() const { return m_uri; }
+
+private:
+    std::string script(const std::string& command) const;
+    ClusterSettings m_settings;
+    std::string m_uri;
+};
+
+}  // namespace sluice::test
