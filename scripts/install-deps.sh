@@ -7,7 +7,7 @@ PACKAGES=(
     build-essential g++ cmake ninja-build ccache pkg-config git
     libpq-dev libpqxx-dev
     libboost1.81-dev
-    libsimdjson-dev libfmt-dev libyaml-cpp-dev catch2 libssl-dev libsystemd-dev
+    libsimdjson-dev libfmt-dev libyaml-cpp-dev catch2 libssl-dev
     postgresql-15 postgresql-client-15
 
     python3

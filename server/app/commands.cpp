@@ -15,6 +15,7 @@
 #include "config/sync_rules_check.h"
 #include "migrations/migrations.h"
 #include "server/core/log.h"
+#include "server/core/service_notify.h"
 #include "server/replication/preflight.h"
 #include "server/storage/database.h"
 #include "server/storage/migrator.h"
@@ -178,6 +179,7 @@ int run_command(const CommandOptions& options) {
         return 1;
     }
     kLog.info("ready; waiting for SIGTERM or SIGINT");
+    core::service_notify("READY=1\nSTATUS=ready");
     for (;;) {
         int signal = 0;
         sigwait(&signals, &signal);
@@ -186,6 +188,7 @@ int run_command(const CommandOptions& options) {
             continue;
         }
         kLog.info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        core::service_notify("STOPPING=1");
         return 0;
     }
 }

@@ -54,11 +54,11 @@ std::string redact_conninfo(std::string_view conninfo) {
     static const std::regex kUriPassword(R"(^([a-z]+://[^:/@]*:)[^@]*@)", std::regex::icase);
     static const std::regex kKeyPassword(R"((\bpassword\s*=\s*)('([^'\\]|\\.)*'|\S+))");
     static const std::regex kQueryPassword(R"(([?&]password=)[^&]*)");
-    std::string out(conninfo);
-    out = std::regex_replace(out, kUriPassword, "$1***@");
-    out = std::regex_replace(out, kKeyPassword, "$1***");
-    out = std::regex_replace(out, kQueryPassword, "$1***");
-    return out;
+    const std::string text(conninfo);
+    if (text.find("://") != std::string::npos) {
+        return std::regex_replace(std::regex_replace(text, kUriPassword, "$1***@"), kQueryPassword, "$1***");
+    }
+    return std::regex_replace(text, kKeyPassword, "$1***");
 }
 
 }  // namespace sluice::core
