@@ -33,7 +33,9 @@ function(sluice_add_layer target)
     add_library(${target} STATIC ${ARG_SOURCES})
     target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
     target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE sluice_warnings ${ARG_PRIVATE_DEPS})
-    target_precompile_headers(${target} PRIVATE
-        <cstdint> <memory> <optional> <string> <string_view> <utility> <variant> <vector>
-        <fmt/format.h>)
+    if(SLUICE_PCH)
+        target_precompile_headers(${target} PRIVATE
+            <cstdint> <memory> <optional> <string> <string_view> <utility> <variant> <vector>
+            <fmt/format.h>)
+    endif()
 endfunction()

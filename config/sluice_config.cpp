@@ -570,7 +570,7 @@ private:
                 continue;  // item fields are checked per item
             }
             const std::string shown = shown_prefix.empty() ? std::string(p) : shown_prefix + "." + std::string(p);
-            if (m_seen.count(shown) != 0) {
+            if (m_seen.contains(shown)) {
                 continue;
             }
             // Point at the innermost mapping that exists on the way to the key.
@@ -595,7 +595,7 @@ private:
     }
 
     // Where a path was given in the file; the top of the file when it was not.
-    YAML::Mark mark_of(const std::string& path) const {
+    [[nodiscard]] YAML::Mark mark_of(const std::string& path) const {
         auto it = m_marks.find(path);
         return it == m_marks.end() ? YAML::Mark() : it->second;
     }
@@ -609,7 +609,7 @@ private:
         for (std::size_t i = 0; i < config.auth.keys.size(); ++i) {
             const auto& key = config.auth.keys[i];
             const auto path = fmt::format("auth.keys[{}]", i);
-            if (key.alg.empty() || m_seen.count(path + ".alg") == 0) {
+            if (key.alg.empty() || !m_seen.contains(path + ".alg")) {
                 continue;  // reported as missing or invalid already
             }
             const bool symmetric = key.alg.starts_with("HS");
