@@ -51,7 +51,7 @@ Status connect_failure_status(const std::string& conninfo, const std::string& me
 void PgConnection::Closer::operator()(pg_conn* c) const { PQfinish(c); }
 
 protocol::Result<PgConnection> PgConnection::open(const std::string& conninfo, ConnectionKind kind,
-                                                  int connect_timeout_seconds) {
+                                                  int connect_timeout_seconds, const std::string& options) {
     const std::string timeout = std::to_string(connect_timeout_seconds);
     // expand_dbname: the first "dbname" is the whole conninfo; the later keywords override it.
     std::vector<const char*> keys{"dbname", "connect_timeout", "application_name"};
@@ -59,6 +59,10 @@ protocol::Result<PgConnection> PgConnection::open(const std::string& conninfo, C
     if (kind == ConnectionKind::kReplication) {
         keys.push_back("replication");
         values.push_back("database");
+    }
+    if (!options.empty()) {
+        keys.push_back("options");
+        values.push_back(options.c_str());
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);

@@ -25,8 +25,10 @@ using Rows = std::vector<std::vector<std::optional<std::string>>>;
 class PgConnection {
 public:
     // Connects; failures are classified into source error codes with the fix in the message.
+    // `options` is passed as libpq's "options" keyword (e.g. "-c datestyle=ISO"); empty: none.
     [[nodiscard]] static protocol::Result<PgConnection> open(const std::string& conninfo, ConnectionKind kind,
-                                                             int connect_timeout_seconds);
+                                                             int connect_timeout_seconds,
+                                                             const std::string& options = {});
 
     // Runs one simple-protocol statement; returns its rows or kSourceQueryFailed with the server's message.
     [[nodiscard]] protocol::Result<Rows> query(const std::string& sql);

@@ -1,0 +1,34 @@
+-- Workload for the "changes" capture.
+INSERT INTO items VALUES (1, 'one', NULL), (2, 'two', repeat('x', 2500));
+UPDATE items SET name = 'one!' WHERE id = 1;
+UPDATE items SET id = 10 WHERE id = 1;
+UPDATE items SET name = 'two!' WHERE id = 2;  -- big is unchanged and out of line: sent as 'u'
+DELETE FROM items WHERE id = 10;
+BEGIN;
+INSERT INTO full_rows VALUES (1, 'a'), (2, NULL);
+UPDATE full_rows SET v = 'b' WHERE id = 1;
+DELETE FROM full_rows WHERE id = 2;
+SELECT pg_logical_emit_message(true, 'sluice-test', 'in a transaction');
+COMMIT;
+INSERT INTO by_index VALUES (1, 2, 'c');
+UPDATE by_index SET c = 'd';
+UPDATE by_index SET b = 3;
+DELETE FROM by_index;
+BEGIN;
+INSERT INTO items VALUES (99, 'rolled back', NULL);
+ROLLBACK;
+SELECT pg_logical_emit_message(false, 'sluice-test', E'outside\\x01');
+ALTER TABLE items ADD COLUMN added boolean DEFAULT true;
+INSERT INTO items (id, name) VALUES (3, 'after alter');
+INSERT INTO parent DEFAULT VALUES;
+INSERT INTO child VALUES (1, 1);
+TRUNCATE items;
+TRUNCATE parent RESTART IDENTITY CASCADE;
+SELECT pg_replication_origin_create('capture_origin');
+SELECT pg_replication_origin_session_setup('capture_origin');
+BEGIN;
+SELECT pg_replication_origin_xact_setup('0/ABCDEF', '2024-01-02 03:04:05+00');
+INSERT INTO items (id, name) VALUES (4, 'from an origin');
+COMMIT;
+SELECT pg_replication_origin_session_reset();
+SELECT pg_logical_emit_message(false, 'capture-end', '');
