@@ -12,8 +12,8 @@ CREATE TABLE sluice.rules_versions (
     activated_at    timestamptz
 );
 
--- The op log. op_id comes from one 64-bit sequence shared by all buckets.
-CREATE SEQUENCE sluice.op_id_seq AS bigint;
+-- The op log. op_id is one 64-bit counter for all buckets, assigned by the single replicating process
+-- (it holds the replicator advisory lock) and continued from max(op_id) after a restart.
 CREATE TABLE sluice.ops (
     bucket          text NOT NULL,
     op_id           bigint NOT NULL,
@@ -21,12 +21,13 @@ CREATE TABLE sluice.ops (
     object_type     text,
     object_id       text,
     subkey          text,
-    data            text,              -- the row as JSON text (PUT only)
+    data            text,              -- the output row as JSON text (PUT only)
     checksum        bigint NOT NULL,   -- unsigned 32-bit
     PRIMARY KEY (bucket, op_id)
 );
 
--- Per-bucket running totals so checksums never need a scan of the bucket.
+-- Per-bucket running totals, so a checksum never needs a scan of the bucket: the checksum at a
+-- checkpoint is the total minus the (few) ops written after it.
 CREATE TABLE sluice.buckets (
     bucket          text PRIMARY KEY,
     last_op_id      bigint NOT NULL,
@@ -35,33 +36,32 @@ CREATE TABLE sluice.buckets (
     compacted_to    bigint NOT NULL DEFAULT 0
 );
 
--- The current copy of each replicated row and the buckets it is in, to emit REMOVEs on moves and to
--- fill unchanged TOAST values.
+-- The current copy of each replicated row (its column values in text form, to fill unchanged TOAST
+-- values), the bucket placements it has (to emit REMOVEs when it moves out of a bucket) and the
+-- lookup entries it contributes (to update the lookup index when it changes).
 CREATE TABLE sluice.current_rows (
-    rules_version   bigint NOT NULL,
-    source_table    text NOT NULL,
-    row_key         text NOT NULL,     -- replica identity values as JSON text
-    data            jsonb NOT NULL,
-    buckets         text[] NOT NULL,
-    PRIMARY KEY (rules_version, source_table, row_key)
+    source_table    text NOT NULL,     -- "schema.table"
+    row_key         text NOT NULL,     -- replica identity values as a JSON array
+    data            text NOT NULL,     -- column values, encoded by server/storage/row_codec
+    placements      text NOT NULL,     -- (bucket, object_type, object_id) triples, same encoding
+    lookups         text NOT NULL,     -- (lookup_key, bucket_params) pairs, same encoding
+    PRIMARY KEY (source_table, row_key)
 );
 
 -- Parameter-lookup index maintained from replicated rows of parameter tables.
 CREATE TABLE sluice.parameter_lookups (
-    rules_version   bigint NOT NULL,
-    lookup          text NOT NULL,     -- definition, query index and lookup values as JSON text
+    lookup_key      text NOT NULL,     -- e.g. user_lists/1/0["u1"]
     source_table    text NOT NULL,
     row_key         text NOT NULL,
-    bucket_params   jsonb NOT NULL,
-    PRIMARY KEY (rules_version, lookup, source_table, row_key)
+    bucket_params   text NOT NULL,     -- JSON array of bucket parameter values
+    PRIMARY KEY (lookup_key, source_table, row_key)
 );
-CREATE INDEX parameter_lookups_by_row ON sluice.parameter_lookups (rules_version, source_table, row_key);
+CREATE INDEX parameter_lookups_by_row ON sluice.parameter_lookups (source_table, row_key);
 
 -- Checkpoints: created only at source commit boundaries.
 CREATE TABLE sluice.checkpoints (
     op_id           bigint PRIMARY KEY,
     lsn             pg_lsn NOT NULL,
-    rules_version   bigint NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 

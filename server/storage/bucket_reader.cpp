@@ -1,0 +1,127 @@
+// Read queries for sessions (see bucket_reader.h).
+#include "server/storage/bucket_reader.h"
+
+#include <pqxx/pqxx>
+
+#include "server/core/pg_errors.h"
+#include "server/storage/pg_array.h"
+
+namespace sluice::storage {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::Status;
+
+template <typename T, typename F>
+protocol::Result<T> guarded(const char* what, F&& body) {
+    try {
+        return body();
+    } catch (const pqxx::broken_connection& e) {
+        return Status(ErrorCode::kStorageUnreachable,
+                      fmt::format("lost the storage connection while {}: {}", what, core::one_line(e.what())));
+    } catch (const std::exception& e) {
+        return Status(ErrorCode::kStorageQueryFailed, fmt::format("{} failed: {}", what, core::one_line(e.what())));
+    }
+}
+
+}  // namespace
+
+struct BucketReader::Impl {
+    pqxx::connection connection;
+    explicit Impl(const std::string& conninfo) : connection(conninfo) {}
+};
+
+BucketReader::BucketReader(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+BucketReader::~BucketReader() = default;
+
+protocol::Result<std::unique_ptr<BucketReader>> BucketReader::open(const std::string& conninfo) {
+    return guarded<std::unique_ptr<BucketReader>>("opening a bucket reader", [&] {
+        return std::unique_ptr<BucketReader>(new BucketReader(std::make_unique<Impl>(conninfo)));
+    });
+}
+
+protocol::Result<std::optional<Checkpoint>> BucketReader::latest_checkpoint() {
+    return guarded<std::optional<Checkpoint>>("reading the latest checkpoint", [&]() -> std::optional<Checkpoint> {
+        pqxx::read_transaction tx(m_impl->connection);
+        auto result = tx.exec("SELECT op_id, lsn::text FROM sluice.checkpoints ORDER BY op_id DESC LIMIT 1");
+        if (result.empty()) {
+            return std::nullopt;
+        }
+        return Checkpoint{result[0][0].as<std::int64_t>(),
+                          protocol::Lsn::parse(result[0][1].as<std::string>()).value_or(protocol::Lsn{})};
+    });
+}
+
+protocol::Result<std::map<std::string, BucketChecksum>> BucketReader::checksums(std::span<const std::string> buckets,
+                                                                                std::int64_t checkpoint_op_id) {
+    using Map = std::map<std::string, BucketChecksum>;
+    return guarded<Map>("reading bucket checksums", [&] {
+        Map out;
+        if (buckets.empty()) {
+            return out;
+        }
+        const auto names = to_pg_array(std::vector<std::string>(buckets.begin(), buckets.end()));
+        pqxx::read_transaction tx(m_impl->connection);
+        // Running totals, minus the ops written after the checkpoint (only in buckets that have any).
+        auto result = tx.exec_params(
+            "SELECT b.bucket, "
+            "       (b.checksum - COALESCE(late.checksum, 0)) % 4294967296, "
+            "       b.op_count - COALESCE(late.count, 0) "
+            "FROM sluice.buckets b "
+            "LEFT JOIN LATERAL (SELECT sum(o.checksum) AS checksum, count(*) AS count FROM sluice.ops o "
+            "                   WHERE o.bucket = b.bucket AND o.op_id > $2 AND b.last_op_id > $2) late ON true "
+            "WHERE b.bucket = ANY($1::text[])",
+            names, checkpoint_op_id);
+        for (const auto& r : result) {
+            std::int64_t sum = r[1].as<std::int64_t>();
+            if (sum < 0) {
+                sum += std::int64_t{1} << 32;
+            }
+            const auto count = r[2].as<std::int64_t>();
+            if (count > 0) {
+                out[r[0].as<std::string>()] = {static_cast<std::uint32_t>(sum), count};
+            }
+        }
+        return out;
+    });
+}
+
+protocol::Result<std::vector<StoredOp>> BucketReader::read_ops(const std::string& bucket, std::int64_t after,
+                                                               std::int64_t up_to, std::size_t limit) {
+    return guarded<std::vector<StoredOp>>("reading ops", [&] {
+        pqxx::read_transaction tx(m_impl->connection);
+        auto result = tx.exec_params(
+            "SELECT op_id, op, COALESCE(object_type, ''), COALESCE(object_id, ''), COALESCE(subkey, ''), data, "
+            "checksum FROM sluice.ops WHERE bucket = $1 AND op_id > $2 AND op_id <= $3 ORDER BY op_id LIMIT $4",
+            bucket, after, up_to, static_cast<std::int64_t>(limit));
+        std::vector<StoredOp> ops;
+        ops.reserve(result.size());
+        for (const auto& r : result) {
+            ops.push_back({r[0].as<std::int64_t>(), r[1].as<int>(), r[2].as<std::string>(), r[3].as<std::string>(),
+                           r[4].as<std::string>(), r[5].get<std::string>(),
+                           static_cast<std::uint32_t>(r[6].as<std::int64_t>())});
+        }
+        return ops;
+    });
+}
+
+protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std::span<const std::string> keys) {
+    using Values = std::vector<std::vector<std::string>>;
+    return guarded<Values>("reading parameter lookups", [&] {
+        Values out(keys.size());
+        if (keys.empty()) {
+            return out;
+        }
+        pqxx::read_transaction tx(m_impl->connection);
+        auto result = tx.exec_params(
+            "SELECT k.i, p.bucket_params FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i) "
+            "JOIN sluice.parameter_lookups p ON p.lookup_key = k.key",
+            to_pg_array(std::vector<std::string>(keys.begin(), keys.end())));
+        for (const auto& r : result) {
+            out[r[0].as<std::size_t>() - 1].push_back(r[1].as<std::string>());
+        }
+        return out;
+    });
+}
+
+}  // namespace sluice::storage

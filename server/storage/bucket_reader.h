@@ -1,0 +1,64 @@
+// BucketReader: what client sessions read from bucket storage: the latest checkpoint, bucket
+// checksums at a checkpoint (from running totals, never a scan of the bucket), pages of ops, and
+// the parameter lookup index. One per serving thread; each call is one short read-only query.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "protocol/lsn.h"
+#include "protocol/status.h"
+
+namespace sluice::storage {
+
+struct Checkpoint {
+    std::int64_t op_id = 0;
+    protocol::Lsn lsn;
+};
+
+struct BucketChecksum {
+    std::uint32_t checksum = 0;  // wrapping sum of the op checksums with op_id <= the checkpoint
+    std::int64_t count = 0;      // number of those ops
+};
+
+struct StoredOp {
+    std::int64_t op_id = 0;
+    int op = 0;  // 1 PUT, 2 REMOVE, 3 MOVE, 4 CLEAR
+    std::string object_type;
+    std::string object_id;
+    std::string subkey;
+    std::optional<std::string> data;
+    std::uint32_t checksum = 0;
+};
+
+class BucketReader {
+public:
+    [[nodiscard]] static protocol::Result<std::unique_ptr<BucketReader>> open(const std::string& conninfo);
+    ~BucketReader();
+    BucketReader(const BucketReader&) = delete;
+    BucketReader& operator=(const BucketReader&) = delete;
+
+    // The newest checkpoint; nullopt before the first one (snapshot not done).
+    [[nodiscard]] protocol::Result<std::optional<Checkpoint>> latest_checkpoint();
+    // Checksums at `checkpoint_op_id`; buckets without ops are absent from the map.
+    [[nodiscard]] protocol::Result<std::map<std::string, BucketChecksum>> checksums(
+        std::span<const std::string> buckets, std::int64_t checkpoint_op_id);
+    // Ops of one bucket with after < op_id <= up_to, in op_id order, at most `limit`.
+    [[nodiscard]] protocol::Result<std::vector<StoredOp>> read_ops(const std::string& bucket, std::int64_t after,
+                                                                    std::int64_t up_to, std::size_t limit);
+    // For each key, the bucket_params of every lookup entry with that key.
+    [[nodiscard]] protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys);
+
+    struct Impl;
+
+private:
+    explicit BucketReader(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace sluice::storage

@@ -1,0 +1,447 @@
+// The op-log writer (see bucket_writer.h). Rows touched in the current flush window live in an
+// overlay; flush() writes ops with COPY, replaces the changed current_rows and lookup entries, and
+// adds the per-bucket checksum and count deltas, all inside the one open storage transaction.
+#include "server/storage/bucket_writer.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include <pqxx/pqxx>
+
+#include "protocol/wire/checksum.h"
+#include "server/core/log.h"
+#include "server/core/pg_errors.h"
+#include "server/core/field_codec.h"
+#include "server/storage/pg_array.h"
+
+namespace sluice::storage {
+namespace {
+
+using core::ChangeKind;
+using core::RowKey;
+using protocol::ErrorCode;
+using protocol::Status;
+
+const core::Logger kLog("storage", "writer");
+
+enum class OpKind : std::int16_t { kPut = 1, kRemove = 2 };
+
+struct PendingOp {
+    std::string bucket;
+    std::int64_t op_id;
+    OpKind op;
+    std::string object_type;
+    std::string object_id;
+    std::string subkey;
+    std::optional<std::string> data;
+    std::uint32_t checksum;
+};
+
+// Where a row sits in one bucket: enough to write its REMOVE.
+struct Slot {
+    std::string bucket;
+    std::string object_type;
+    std::string object_id;
+    friend bool operator==(const Slot&, const Slot&) = default;
+};
+
+struct RowState {
+    bool exists = false;
+    bool dirty = false;  // differs from what current_rows holds in the open transaction
+    std::string data;
+    std::vector<Slot> slots;
+    std::vector<core::LookupValue> lookups;
+    std::vector<core::LookupValue> flushed_lookups;  // what parameter_lookups holds for this row
+};
+
+struct BucketDelta {
+    std::uint32_t checksum = 0;  // wrapping sum
+    std::int64_t count = 0;
+    std::int64_t last_op_id = 0;
+};
+
+std::string encode_slots(const std::vector<Slot>& slots) {
+    std::string out;
+    for (const auto& s : slots) {
+        core::append_field(out, s.bucket);
+        core::append_field(out, s.object_type);
+        core::append_field(out, s.object_id);
+    }
+    return out;
+}
+
+std::string encode_lookups(const std::vector<core::LookupValue>& lookups) {
+    std::string out;
+    for (const auto& l : lookups) {
+        core::append_field(out, l.key);
+        core::append_field(out, l.values);
+    }
+    return out;
+}
+
+Status corrupt(const RowKey& row) {
+    return {ErrorCode::kStorageQueryFailed,
+            fmt::format("sluice.current_rows holds an undecodable row for {} {}", row.table, row.key)};
+}
+
+}  // namespace
+
+struct BucketWriter::Impl {
+    WriterOptions options;
+    pqxx::connection connection;
+    std::unique_ptr<pqxx::work> tx;  // open between the first write of a batch and commit()
+    std::int64_t next_op_id = 1;
+    std::int64_t last_checkpoint_op_id = 0;
+    protocol::Lsn durable_lsn;
+    std::unordered_map<RowKey, RowState, core::RowKeyHash> rows;  // overlay of the flush window
+    std::vector<PendingOp> ops;
+    std::unordered_map<std::string, BucketDelta> deltas;
+    std::size_t ops_in_batch = 0;
+
+    Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {}
+
+    pqxx::work& work() {
+        if (!tx) {
+            tx = std::make_unique<pqxx::work>(connection);
+        }
+        return *tx;
+    }
+
+    void load_counters() {
+        pqxx::nontransaction read(connection);
+        auto row = read.exec_params1(
+            "SELECT GREATEST((SELECT max(op_id) FROM sluice.ops), (SELECT max(op_id) FROM sluice.checkpoints), 0), "
+            "       COALESCE((SELECT max(op_id) FROM sluice.checkpoints), 0), "
+            "       COALESCE((SELECT durable_lsn::text FROM sluice.replication_state WHERE slot_name = $1), '0/0')",
+            options.slot_name);
+        next_op_id = row[0].as<std::int64_t>() + 1;
+        last_checkpoint_op_id = row[1].as<std::int64_t>();
+        durable_lsn = protocol::Lsn::parse(row[2].as<std::string>()).value_or(protocol::Lsn{});
+    }
+
+    // Loads rows absent from the overlay; rows not stored become known-absent entries.
+    Status load(std::span<const RowKey> keys) {
+        std::vector<std::string> tables;
+        std::vector<std::string> row_keys;
+        for (const auto& k : keys) {
+            if (!rows.contains(k)) {
+                tables.push_back(k.table);
+                row_keys.push_back(k.key);
+                rows.emplace(k, RowState{});
+            }
+        }
+        if (tables.empty()) {
+            return Status::ok();
+        }
+        auto result = work().exec_params(
+            "SELECT c.source_table, c.row_key, c.data, c.placements, c.lookups "
+            "FROM unnest($1::text[], $2::text[]) AS k(t, r) "
+            "JOIN sluice.current_rows c ON c.source_table = k.t AND c.row_key = k.r",
+            to_pg_array(tables), to_pg_array(row_keys));
+        for (const auto& r : result) {
+            RowKey key{r[0].as<std::string>(), r[1].as<std::string>()};
+            auto& state = rows[key];
+            state.exists = true;
+            state.data = r[2].as<std::string>();
+            auto slots = core::decode_fields(r[3].as<std::string>());
+            auto lookups = core::decode_fields(r[4].as<std::string>());
+            if (!slots || slots->size() % 3 != 0 || !lookups || lookups->size() % 2 != 0) {
+                return corrupt(key);
+            }
+            for (std::size_t i = 0; i < slots->size(); i += 3) {
+                state.slots.push_back({(*slots)[i], (*slots)[i + 1], (*slots)[i + 2]});
+            }
+            for (std::size_t i = 0; i < lookups->size(); i += 2) {
+                state.lookups.push_back({(*lookups)[i], (*lookups)[i + 1]});
+            }
+            state.flushed_lookups = state.lookups;
+        }
+        return Status::ok();
+    }
+
+    void add_op(std::string bucket, OpKind op, const Slot& slot, const std::string& subkey,
+                std::optional<std::string> data) {
+        const std::uint32_t checksum = op == OpKind::kPut
+                                           ? protocol::wire::put_checksum(slot.object_type, slot.object_id, *data)
+                                           : protocol::wire::remove_checksum(subkey);
+        const std::int64_t op_id = next_op_id++;
+        auto& delta = deltas[bucket];
+        delta.checksum += checksum;
+        delta.count += 1;
+        delta.last_op_id = op_id;
+        ops.push_back({std::move(bucket), op_id, op, slot.object_type, slot.object_id, subkey, std::move(data),
+                       checksum});
+        ++ops_in_batch;
+    }
+
+    void apply_change(const core::EvaluatedChange& change, RowState& state) {
+        const std::string subkey = subkey_of(change.row);
+        std::vector<Slot> new_slots;
+        if (change.kind == ChangeKind::kUpsert) {
+            new_slots.reserve(change.placements.size());
+            for (const auto& p : change.placements) {
+                Slot slot{p.bucket, p.object_type, p.object_id};
+                add_op(p.bucket, OpKind::kPut, slot, subkey, p.data);
+                new_slots.push_back(std::move(slot));
+            }
+        }
+        for (const auto& old : state.slots) {
+            if (std::find(new_slots.begin(), new_slots.end(), old) == new_slots.end()) {
+                add_op(old.bucket, OpKind::kRemove, old, subkey, std::nullopt);
+            }
+        }
+        state.slots = std::move(new_slots);
+        state.exists = change.kind == ChangeKind::kUpsert;
+        state.data = state.exists ? change.stored : std::string();
+        state.lookups = state.exists ? change.lookups : std::vector<core::LookupValue>{};
+        state.dirty = true;
+    }
+
+    void flush() {
+        auto& w = work();
+        if (!ops.empty()) {
+            pqxx::stream_to copy(w, "sluice.ops");
+            for (const auto& op : ops) {
+                copy << std::make_tuple(op.bucket, op.op_id, static_cast<int>(op.op), op.object_type, op.object_id,
+                                        op.subkey, op.data, static_cast<std::int64_t>(op.checksum));
+            }
+            copy.complete();
+            ops.clear();
+        }
+        flush_rows(w);
+        flush_deltas(w);
+    }
+
+    void flush_rows(pqxx::work& w) {
+        std::vector<std::string> tables;
+        std::vector<std::string> keys;
+        std::vector<std::string> removed_lookup_keys;
+        std::vector<std::string> removed_lookup_tables;
+        std::vector<std::string> removed_lookup_rows;
+        for (const auto& [key, state] : rows) {
+            if (!state.dirty) {
+                continue;
+            }
+            tables.push_back(key.table);
+            keys.push_back(key.key);
+            for (const auto& old : state.flushed_lookups) {
+                removed_lookup_keys.push_back(old.key);
+                removed_lookup_tables.push_back(key.table);
+                removed_lookup_rows.push_back(key.key);
+            }
+        }
+        if (!tables.empty()) {
+            w.exec_params0(
+                "DELETE FROM sluice.current_rows c USING unnest($1::text[], $2::text[]) AS k(t, r) "
+                "WHERE c.source_table = k.t AND c.row_key = k.r",
+                to_pg_array(tables), to_pg_array(keys));
+        }
+        if (!removed_lookup_keys.empty()) {
+            w.exec_params0(
+                "DELETE FROM sluice.parameter_lookups p "
+                "USING unnest($1::text[], $2::text[], $3::text[]) AS k(l, t, r) "
+                "WHERE p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r",
+                to_pg_array(removed_lookup_keys), to_pg_array(removed_lookup_tables), to_pg_array(removed_lookup_rows));
+        }
+        bool any_lookups = false;
+        {
+            pqxx::stream_to copy(w, "sluice.current_rows");
+            for (const auto& [key, state] : rows) {
+                if (state.dirty && state.exists) {
+                    copy << std::make_tuple(key.table, key.key, state.data, encode_slots(state.slots),
+                                            encode_lookups(state.lookups));
+                    any_lookups = any_lookups || !state.lookups.empty();
+                }
+            }
+            copy.complete();
+        }
+        if (any_lookups) {
+            pqxx::stream_to copy(w, "sluice.parameter_lookups");
+            for (const auto& [key, state] : rows) {
+                if (!state.dirty || !state.exists) {
+                    continue;
+                }
+                std::unordered_set<std::string> seen;  // a row contributes each lookup key once
+                for (const auto& l : state.lookups) {
+                    if (seen.insert(l.key + '\x1f' + l.values).second) {
+                        copy << std::make_tuple(l.key, key.table, key.key, l.values);
+                    }
+                }
+            }
+            copy.complete();
+        }
+        rows.clear();
+    }
+
+    void flush_deltas(pqxx::work& w) {
+        if (deltas.empty()) {
+            return;
+        }
+        std::vector<std::string> buckets;
+        std::vector<std::string> checksums;
+        std::vector<std::string> counts;
+        std::vector<std::string> last_ids;
+        for (const auto& [bucket, d] : deltas) {
+            buckets.push_back(bucket);
+            checksums.push_back(std::to_string(d.checksum));
+            counts.push_back(std::to_string(d.count));
+            last_ids.push_back(std::to_string(d.last_op_id));
+        }
+        w.exec_params0(
+            "INSERT INTO sluice.buckets AS b (bucket, checksum, op_count, last_op_id) "
+            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) "
+            "ON CONFLICT (bucket) DO UPDATE SET "
+            "  checksum = (b.checksum + excluded.checksum) % 4294967296, "
+            "  op_count = b.op_count + excluded.op_count, "
+            "  last_op_id = GREATEST(b.last_op_id, excluded.last_op_id)",
+            to_pg_array(buckets), to_pg_array(checksums), to_pg_array(counts), to_pg_array(last_ids));
+        deltas.clear();
+    }
+
+    void discard() {
+        tx.reset();  // aborts
+        rows.clear();
+        ops.clear();
+        deltas.clear();
+        ops_in_batch = 0;
+    }
+};
+
+BucketWriter::BucketWriter(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+BucketWriter::~BucketWriter() = default;
+
+namespace {
+
+template <typename F>
+auto guarded(BucketWriter::Impl& impl, const char* what, F&& body) -> decltype(body()) {
+    try {
+        return body();
+    } catch (const pqxx::broken_connection& e) {
+        impl.discard();
+        return Status(ErrorCode::kStorageUnreachable,
+                      fmt::format("lost the storage connection while {}: {}", what, core::one_line(e.what())));
+    } catch (const std::exception& e) {
+        impl.discard();
+        return Status(ErrorCode::kStorageQueryFailed, fmt::format("{} failed: {}", what, core::one_line(e.what())));
+    }
+}
+
+}  // namespace
+
+protocol::Result<std::unique_ptr<BucketWriter>> BucketWriter::open(const std::string& conninfo,
+                                                                   WriterOptions options) {
+    try {
+        auto impl = std::make_unique<Impl>(std::move(options), conninfo);
+        impl->load_counters();
+        return std::unique_ptr<BucketWriter>(new BucketWriter(std::move(impl)));
+    } catch (const std::exception& e) {
+        return Status(ErrorCode::kStorageUnreachable,
+                      fmt::format("cannot open the bucket writer: {}", core::one_line(e.what())));
+    }
+}
+
+protocol::Status BucketWriter::prefetch(std::span<const core::RowKey> rows) {
+    return guarded(*m_impl, "loading stored rows", [&] { return m_impl->load(rows); });
+}
+
+protocol::Result<std::optional<std::string>> BucketWriter::stored_row(const core::RowKey& row) {
+    using R = protocol::Result<std::optional<std::string>>;
+    try {
+        if (auto status = m_impl->load(std::span(&row, 1)); !status) {
+            return status;
+        }
+        const auto& state = m_impl->rows.at(row);
+        return R(state.exists ? std::optional(state.data) : std::nullopt);
+    } catch (const std::exception& e) {
+        m_impl->discard();
+        return Status(ErrorCode::kStorageQueryFailed, fmt::format("reading a stored row failed: {}", core::one_line(e.what())));
+    }
+}
+
+protocol::Status BucketWriter::apply(const core::EvaluatedChange& change) {
+    return guarded(*m_impl, "applying a change", [&]() -> Status {
+        if (auto status = m_impl->load(std::span(&change.row, 1)); !status) {
+            return status;
+        }
+        m_impl->apply_change(change, m_impl->rows.at(change.row));
+        if (m_impl->ops.size() >= m_impl->options.flush_ops) {
+            m_impl->flush();
+        }
+        return Status::ok();
+    });
+}
+
+protocol::Status BucketWriter::truncate(const std::string& table) {
+    return guarded(*m_impl, "truncating", [&]() -> Status {
+        // Flush first so the stored rows are complete, then remove them in key order, chunk by chunk.
+        m_impl->flush();
+        std::string after;
+        constexpr int kChunk = 5000;
+        for (;;) {
+            auto result = m_impl->work().exec_params(
+                "SELECT row_key FROM sluice.current_rows WHERE source_table = $1 AND row_key > $2 "
+                "ORDER BY row_key LIMIT $3",
+                table, after, kChunk);
+            if (result.empty()) {
+                return Status::ok();
+            }
+            std::vector<RowKey> keys;
+            for (const auto& r : result) {
+                after = r[0].as<std::string>();
+                keys.push_back({table, after});
+            }
+            if (auto status = m_impl->load(keys); !status) {
+                return status;
+            }
+            for (const auto& key : keys) {
+                core::EvaluatedChange gone{key, ChangeKind::kDelete, {}, {}, {}};
+                m_impl->apply_change(gone, m_impl->rows.at(key));
+            }
+            m_impl->flush();
+        }
+    });
+}
+
+protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn) {
+    using R = protocol::Result<CommittedCheckpoint>;
+    return guarded(*m_impl, "committing a checkpoint", [&]() -> R {
+        auto& impl = *m_impl;
+        impl.flush();
+        CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};
+        auto& w = impl.work();
+        const bool new_ops = checkpoint.op_id > impl.last_checkpoint_op_id;
+        if (new_ops) {
+            w.exec_params0("INSERT INTO sluice.checkpoints (op_id, lsn) VALUES ($1, $2::pg_lsn)", checkpoint.op_id,
+                           lsn.to_string());
+        }
+        w.exec_params0(
+            "INSERT INTO sluice.replication_state (slot_name, rules_version, durable_lsn) VALUES ($1, 1, $2::pg_lsn) "
+            "ON CONFLICT (slot_name) DO UPDATE SET durable_lsn = excluded.durable_lsn, updated_at = now()",
+            impl.options.slot_name, lsn.to_string());
+        if (new_ops) {
+            w.exec0("NOTIFY sluice_checkpoint, '" + std::to_string(checkpoint.op_id) + "'");
+        }
+        w.commit();
+        impl.tx.reset();
+        impl.last_checkpoint_op_id = checkpoint.op_id;
+        impl.durable_lsn = lsn;
+        impl.ops_in_batch = 0;
+        return checkpoint;
+    });
+}
+
+void BucketWriter::rollback() {
+    m_impl->discard();
+    try {
+        m_impl->load_counters();  // op ids handed out in the dropped batch are reused
+    } catch (const std::exception& e) {
+        kLog.warn("reloading counters after rollback failed: {}", core::one_line(e.what()));
+    }
+}
+
+std::int64_t BucketWriter::last_op_id() const { return m_impl->next_op_id - 1; }
+protocol::Lsn BucketWriter::durable_lsn() const { return m_impl->durable_lsn; }
+
+std::string subkey_of(const core::RowKey& row) { return row.table + "/" + row.key; }
+
+}  // namespace sluice::storage

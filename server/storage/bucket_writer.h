@@ -1,0 +1,68 @@
+// BucketWriter: turns evaluated source-row changes into the bucket op log (PUT/REMOVE with
+// checksums), keeps each row's current copy, placements and lookup entries, and commits checkpoints
+// at source commit boundaries. Single writer: only the replicating process uses it.
+//
+// Use per batch of source transactions: prefetch(keys) → apply()/truncate() for each change, in
+// source order → commit(lsn of the last commit). Nothing is visible before commit(); memory stays
+// bounded because pending ops and rows are flushed into the open storage transaction every
+// `flush_ops` ops.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "protocol/lsn.h"
+#include "protocol/status.h"
+#include "server/core/bucket_change.h"
+
+namespace sluice::storage {
+
+struct WriterOptions {
+    std::string slot_name = "sluice";  // replication_state row this writer advances
+    std::size_t flush_ops = 20000;     // flush into the open transaction after this many ops
+};
+
+struct CommittedCheckpoint {
+    std::int64_t op_id = 0;     // highest op_id visible at this checkpoint
+    protocol::Lsn lsn;          // source LSN every change up to which is now durable
+    std::size_t ops_written = 0;
+};
+
+class BucketWriter {
+public:
+    [[nodiscard]] static protocol::Result<std::unique_ptr<BucketWriter>> open(const std::string& conninfo,
+                                                                             WriterOptions options = {});
+    ~BucketWriter();
+    BucketWriter(const BucketWriter&) = delete;
+    BucketWriter& operator=(const BucketWriter&) = delete;
+
+    // Loads the stored state of these rows with one query (rows already known are skipped).
+    [[nodiscard]] protocol::Status prefetch(std::span<const core::RowKey> rows);
+    // The stored column values of a row as of the changes applied so far; nullopt when absent.
+    [[nodiscard]] protocol::Result<std::optional<std::string>> stored_row(const core::RowKey& row);
+    [[nodiscard]] protocol::Status apply(const core::EvaluatedChange& change);
+    // Removes every stored row of `table` (REMOVE ops for all their placements).
+    [[nodiscard]] protocol::Status truncate(const std::string& table);
+    // Flushes, records a checkpoint at `lsn` (if ops were written) and the durable LSN, commits and
+    // notifies listeners (NOTIFY sluice_checkpoint). On failure nothing of the batch is kept.
+    [[nodiscard]] protocol::Result<CommittedCheckpoint> commit(protocol::Lsn lsn);
+    // Drops the open batch (after an error upstream).
+    void rollback();
+
+    [[nodiscard]] std::int64_t last_op_id() const;
+    [[nodiscard]] protocol::Lsn durable_lsn() const;
+
+    struct Impl;
+
+private:
+    explicit BucketWriter(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+// Subkey of a source row's ops: distinguishes rows of different tables with the same output id.
+[[nodiscard]] std::string subkey_of(const core::RowKey& row);
+
+}  // namespace sluice::storage

@@ -1,0 +1,234 @@
+// The bucket op log against a real Postgres: PUT/REMOVE on inserts, moves and deletes, lookups kept
+// per source row, truncate, checkpoints and checksums (also at an older checkpoint), mid-batch flushes,
+// rollback, and a writer reopened after a restart continuing the op ids.
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+#include "migrations/migrations.h"
+#include "protocol/wire/checksum.h"
+#include "server/storage/bucket_reader.h"
+#include "server/storage/bucket_writer.h"
+#include "server/storage/migrator.h"
+#include "tests/support/pg.h"
+
+using sluice::core::ChangeKind;
+using sluice::core::EvaluatedChange;
+using sluice::core::LookupValue;
+using sluice::core::Placement;
+using sluice::core::RowKey;
+using sluice::protocol::Lsn;
+using sluice::storage::BucketReader;
+using sluice::storage::BucketWriter;
+using sluice::storage::StoredOp;
+
+namespace {
+
+std::string migrated_database(const std::string& name) {
+    const auto uri = sluice::test::fresh_database(name);
+    pqxx::connection c(uri);
+    REQUIRE(sluice::storage::migrate(c, sluice::migrations::embedded()).is_ok());
+    return uri;
+}
+
+struct Store {
+    std::unique_ptr<BucketWriter> writer;
+    std::unique_ptr<BucketReader> reader;
+
+    explicit Store(const std::string& uri, std::size_t flush_ops = 20000) {
+        auto w = BucketWriter::open(uri, {"test_slot", flush_ops});
+        REQUIRE(w.is_ok());
+        writer = std::move(w).value();
+        auto r = BucketReader::open(uri);
+        REQUIRE(r.is_ok());
+        reader = std::move(r).value();
+    }
+
+    void put(const std::string& id, std::vector<std::string> buckets, std::vector<LookupValue> lookups = {}) {
+        EvaluatedChange change{{"public.todos", "[\"" + id + "\"]"}, ChangeKind::kUpsert, "stored:" + id, {}, lookups};
+        for (auto& b : buckets) {
+            change.placements.push_back({b, "todos", id, R"({"id":")" + id + R"("})"});
+        }
+        auto status = writer->apply(change);
+        REQUIRE(status.is_ok());
+    }
+    void remove(const std::string& id) {
+        auto status = writer->apply({{"public.todos", "[\"" + id + "\"]"}, ChangeKind::kDelete, {}, {}, {}});
+        REQUIRE(status.is_ok());
+    }
+    std::int64_t commit(std::uint64_t lsn) {
+        auto cp = writer->commit(Lsn(lsn));
+        INFO(cp.status().to_string());
+        REQUIRE(cp.is_ok());
+        return cp->op_id;
+    }
+    std::vector<StoredOp> ops(const std::string& bucket, std::int64_t after = 0) {
+        auto r = reader->read_ops(bucket, after, INT64_MAX, 1000);
+        REQUIRE(r.is_ok());
+        return r.value();
+    }
+    // The checksum a client computes from every op it received.
+    std::uint32_t client_sum(const std::string& bucket, std::int64_t up_to) {
+        std::uint32_t sum = 0;
+        for (const auto& op : ops(bucket)) {
+            if (op.op_id <= up_to) {
+                sum += op.checksum;
+            }
+        }
+        return sum;
+    }
+};
+
+std::string ops_text(const std::vector<StoredOp>& ops) {
+    std::string out;
+    for (const auto& op : ops) {
+        out += std::to_string(op.op_id) + (op.op == 1 ? " PUT " : " REMOVE ") + op.object_type + "/" + op.object_id +
+               (op.data ? " " + *op.data : "") + "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("inserts, moves and deletes become PUT and REMOVE ops with checksums") {
+    Store s(migrated_database("bucket_moves"));
+    s.put("t1", {"global[]", R"(by_owner["a"])"});
+    s.put("t2", {"global[]", R"(by_owner["a"])"});
+    const auto cp1 = s.commit(100);
+    CHECK(cp1 == 4);
+
+    s.put("t1", {"global[]", R"(by_owner["b"])"});  // moves from owner a to b
+    s.remove("t2");
+    const auto cp2 = s.commit(200);
+
+    CHECK(ops_text(s.ops(R"(by_owner["a"])")) ==
+          "2 PUT todos/t1 {\"id\":\"t1\"}\n4 PUT todos/t2 {\"id\":\"t2\"}\n7 REMOVE todos/t1\n9 REMOVE todos/t2\n");
+    CHECK(ops_text(s.ops(R"(by_owner["b"])")) == "6 PUT todos/t1 {\"id\":\"t1\"}\n");
+    CHECK(ops_text(s.ops("global[]")) ==
+          "1 PUT todos/t1 {\"id\":\"t1\"}\n3 PUT todos/t2 {\"id\":\"t2\"}\n5 PUT todos/t1 {\"id\":\"t1\"}\n"
+          "8 REMOVE todos/t2\n");
+    const auto put = s.ops("global[]")[0];
+    CHECK(put.checksum == sluice::protocol::wire::put_checksum("todos", "t1", R"({"id":"t1"})"));
+    CHECK(put.subkey == "public.todos/[\"t1\"]");
+    const auto remove = s.ops("global[]")[3];
+    CHECK(remove.checksum == sluice::protocol::wire::remove_checksum("public.todos/[\"t2\"]"));
+    CHECK_FALSE(remove.data.has_value());
+
+    const std::vector<std::string> buckets{"global[]", R"(by_owner["a"])", R"(by_owner["b"])", "nothing[]"};
+    auto now = s.reader->checksums(buckets, cp2);
+    REQUIRE(now.is_ok());
+    CHECK(now->size() == 3);
+    for (const auto& b : {"global[]", R"(by_owner["a"])", R"(by_owner["b"])"}) {
+        INFO(b);
+        CHECK(now->at(b).checksum == s.client_sum(b, cp2));
+    }
+    CHECK(now->at("global[]").count == 4);
+    // At the older checkpoint the later ops do not count, and a bucket born later does not exist.
+    auto then = s.reader->checksums(buckets, cp1);
+    REQUIRE(then.is_ok());
+    CHECK(then->size() == 2);
+    CHECK(then->at(R"(by_owner["a"])").checksum == s.client_sum(R"(by_owner["a"])", cp1));
+    CHECK(then->at(R"(by_owner["a"])").count == 2);
+
+    auto latest = s.reader->latest_checkpoint();
+    REQUIRE(latest.is_ok());
+    REQUIRE(latest.value().has_value());
+    CHECK(latest.value()->op_id == cp2);
+    CHECK(latest.value()->lsn == Lsn(200));
+}
+
+TEST_CASE("lookup entries follow their source row") {
+    Store s(migrated_database("bucket_lookups"));
+    s.put("share1", {}, {{"lists/0[\"alice\"]", "[\"l1\"]"}});
+    s.put("share2", {}, {{"lists/0[\"alice\"]", "[\"l2\"]"}, {"lists/0[\"bob\"]", "[\"l2\"]"}});
+    s.commit(10);
+    const std::vector<std::string> keys{"lists/0[\"alice\"]", "lists/0[\"bob\"]", "lists/0[\"carol\"]"};
+    auto before = s.reader->lookup(keys);
+    REQUIRE(before.is_ok());
+    auto alice = before.value()[0];
+    std::sort(alice.begin(), alice.end());
+    CHECK(alice == std::vector<std::string>{"[\"l1\"]", "[\"l2\"]"});
+    CHECK(before.value()[1] == std::vector<std::string>{"[\"l2\"]"});
+    CHECK(before.value()[2].empty());
+
+    s.put("share2", {}, {{"lists/0[\"carol\"]", "[\"l2\"]"}});  // re-shared to carol only
+    s.remove("share1");
+    s.commit(20);
+    auto after = s.reader->lookup(keys);
+    REQUIRE(after.is_ok());
+    CHECK(after.value()[0].empty());
+    CHECK(after.value()[1].empty());
+    CHECK(after.value()[2] == std::vector<std::string>{"[\"l2\"]"});
+}
+
+TEST_CASE("truncate removes every stored row of the table") {
+    Store s(migrated_database("bucket_truncate"));
+    for (int i = 0; i < 30; ++i) {
+        s.put("r" + std::to_string(i), {"global[]"}, {{"k", "[" + std::to_string(i) + "]"}});
+    }
+    s.commit(10);
+    REQUIRE(s.writer->truncate("public.todos").is_ok());
+    const auto cp = s.commit(20);
+    auto sums = s.reader->checksums(std::vector<std::string>{"global[]"}, cp);
+    REQUIRE(sums.is_ok());
+    CHECK(sums->at("global[]").count == 60);
+    CHECK(s.ops("global[]", 30).size() == 30);
+    for (const auto& op : s.ops("global[]", 30)) {
+        CHECK(op.op == 2);
+    }
+    auto lookups = s.reader->lookup(std::vector<std::string>{"k"});
+    REQUIRE(lookups.is_ok());
+    CHECK(lookups.value()[0].empty());
+}
+
+TEST_CASE("a batch flushed many times gives the same result as one flush") {
+    const auto uri = migrated_database("bucket_flushes");
+    Store s(uri, 3);
+    for (int round = 0; round < 5; ++round) {
+        for (int i = 0; i < 10; ++i) {
+            const auto id = "r" + std::to_string(i);
+            s.put(id, {"global[]", "owner[\"" + std::to_string((i + round) % 3) + "\"]"});
+        }
+    }
+    auto stored = s.writer->stored_row({"public.todos", "[\"r4\"]"});
+    REQUIRE(stored.is_ok());
+    CHECK(stored.value() == std::optional<std::string>("stored:r4"));
+    const auto cp = s.commit(1);
+    // Each row ends in exactly global[] and owner[(i+4)%3]: reduce every bucket like a client does.
+    for (int owner = 0; owner < 3; ++owner) {
+        std::map<std::string, bool> present;
+        const std::string bucket = "owner[\"" + std::to_string(owner) + "\"]";
+        for (const auto& op : s.ops(bucket)) {
+            present[op.object_id] = op.op == 1;
+        }
+        for (int i = 0; i < 10; ++i) {
+            INFO(bucket << " r" << i);
+            CHECK(present["r" + std::to_string(i)] == ((i + 4) % 3 == owner));
+        }
+        auto sums = s.reader->checksums(std::vector<std::string>{bucket}, cp);
+        REQUIRE(sums.is_ok());
+        CHECK(sums->at(bucket).checksum == s.client_sum(bucket, cp));
+    }
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    CHECK(tx.exec1("SELECT count(*) FROM sluice.current_rows").front().as<int>() == 10);
+}
+
+TEST_CASE("a rolled-back batch leaves nothing, and a reopened writer continues the op ids") {
+    const auto uri = migrated_database("bucket_rollback");
+    {
+        Store s(uri);
+        s.put("a", {"global[]"});
+        s.commit(5);
+        s.put("b", {"global[]"});
+        s.writer->rollback();
+        s.put("c", {"global[]"});
+        CHECK(s.commit(6) == 2);
+        CHECK(ops_text(s.ops("global[]")) == "1 PUT todos/a {\"id\":\"a\"}\n2 PUT todos/c {\"id\":\"c\"}\n");
+    }
+    Store again(uri);
+    CHECK(again.writer->last_op_id() == 2);
+    CHECK(again.writer->durable_lsn() == Lsn(6));
+    again.put("a", {});  // leaves global[]
+    CHECK(again.commit(7) == 3);
+    CHECK(again.ops("global[]", 2).front().op == 2);
+}
