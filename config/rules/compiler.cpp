@@ -166,7 +166,7 @@ private:
                 if (!have_names) {
                     def.params = names;
                     have_names = true;
-                } else {
+                } else if (pq) {
                     auto sorted_a = def.params;
                     auto sorted_b = names;
                     std::sort(sorted_a.begin(), sorted_a.end());
@@ -525,6 +525,7 @@ private:
             terms.push_back({});
         }
         bool reported_missing = false;
+        bool suppress_missing = false;  // a bucket reference was already reported as wrong
         for (const auto& atoms : terms) {
             DataTerm term;
             std::vector<bool> bound(def.params.size(), false);
@@ -547,9 +548,10 @@ private:
                 } else if (in && is_bucket_ref(atom->args[1])) {
                     errors.push_back({atom->span, ErrorCode::kRulesInvalidMatch,
                                       fmt::format("{}: a bucket parameter is one value, not an array; expected "
-                                                  "<column> = {} or {} IN <array column>",
-                                                  quote(sql, atom->span), quote(sql, atom->args[1].span),
-                                                  quote(sql, atom->args[1].span))});
+                                                  "<column> = bucket.{} or bucket.{} IN <array column>",
+                                                  quote(sql, atom->span), atom->args[1].names[1],
+                                                  atom->args[1].names[1])});
+                    suppress_missing = true;
                     continue;
                 } else {
                     errors.push_back({atom->span, ErrorCode::kRulesInvalidMatch,
@@ -557,15 +559,18 @@ private:
                                                   "expected <column expression> = bucket.<parameter> or "
                                                   "bucket.<parameter> IN <array column>",
                                                   quote(sql, atom->span))});
+                    suppress_missing = true;
                     continue;
                 }
                 if (term.bindings.back().param >= 0) {
                     bound[static_cast<std::size_t>(term.bindings.back().param)] = true;
                 } else {
                     term.bindings.pop_back();  // unknown parameter: already reported
+                    suppress_missing = true;
                 }
             }
-            for (std::size_t p = 0; p < def.params.size() && params_known && !reported_missing; ++p) {
+            for (std::size_t p = 0; p < def.params.size() && params_known && !reported_missing && !suppress_missing;
+                 ++p) {
                 if (!bound[p]) {
                     const Span where_span = stmt.where ? stmt.where->span : stmt.select_span;
                     errors.push_back({where_span, ErrorCode::kRulesParameterNotUsed,

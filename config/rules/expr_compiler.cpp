@@ -166,6 +166,8 @@ CExpr ExprCompiler::name(const Node& n, unsigned& uses) {
                                     shown, m_scope.definition)
                       : fmt::format("{} is not a parameter of bucket '{}'; expected one of: {}", shown,
                                     m_scope.definition, join(params)));
+            out.op = Op::kBucketParam;  // index -1: reported, matches nothing
+            uses |= kUsesBucket;
             return out;
         }
         if (q == "token_parameters" || q == "user_parameters") {
@@ -209,7 +211,8 @@ CExpr ExprCompiler::name(const Node& n, unsigned& uses) {
             const bool allowed = q == "new" ? m_scope.allow_new : m_scope.allow_old;
             if (!allowed) {
                 error(n.span, ErrorCode::kRulesWrongContext,
-                      fmt::format("{} is not available in a {} rule; expected {}", shown, m_scope.write_op,
+                      fmt::format("{} is not available in {} {} rule; expected {}", shown,
+                                  m_scope.write_op == "delete" ? "a" : "an", m_scope.write_op,
                                   m_scope.write_op == "insert" ? "new.<column> (an insert has no old row)"
                                                                : "old.<column> (a delete has no new row)"));
                 return out;

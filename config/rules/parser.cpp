@@ -46,7 +46,7 @@ public:
                                      "SELECT");
             next();
         }
-        if (!is_keyword("from") && !at_end()) {
+        if (!is_keyword("from") && !is_keyword("where") && !at_end()) {
             stmt.items.push_back(select_item());
             while (is_op(",")) {
                 next();
@@ -93,7 +93,7 @@ private:
     std::string_view raw(Span s) const { return m_sql.substr(s.begin, s.end - s.begin); }
     std::string describe(const Token& t) const {
         if (t.kind == TokenKind::kEnd) {
-            return "the end of the query";
+            return "end of the query";
         }
         std::string text(raw(t.span));
         if (text.size() > 40) {

@@ -131,6 +131,20 @@ char32_t lower_of(char32_t c) {
     return c;
 }
 
+bool is_letter(char32_t c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0x80 && (upper_of(c) != c || lower_of(c) != c));
+}
+
+// Whether the last code point already written to out (valid UTF-8) is a letter.
+bool previous_is_letter(const std::string& out) {
+    std::size_t start = out.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(out[start]) & 0xC0) == 0x80) {
+        --start;
+    }
+    std::size_t k = start;
+    return is_letter(decode(out, k));
+}
+
 }  // namespace
 
 std::size_t utf16_length(std::string_view utf8) {
@@ -261,7 +275,16 @@ std::string to_lower(std::string_view utf8) {
             ++i;
             continue;
         }
-        encode(out, lower_of(decode(utf8, i)));
+        const char32_t cp = decode(utf8, i);
+        if (cp == 0x3A3) {
+            // Final sigma, as JavaScript's toLowerCase: after a letter and not before one.
+            const bool after_letter = !out.empty() && previous_is_letter(out);
+            std::size_t j = i;
+            const bool before_letter = j < utf8.size() && is_letter(decode(utf8, j));
+            encode(out, after_letter && !before_letter ? 0x3C2 : 0x3C3);
+            continue;
+        }
+        encode(out, lower_of(cp));
     }
     return out;
 }
