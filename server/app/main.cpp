@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "server/app/commands.h"
+#include "server/app/explain_command.h"
 
 namespace {
 
@@ -16,6 +17,8 @@ Usage:
   sluice check   -c <sluice.yaml>   validate the config and the sync rules (exit 0 or 1)
   sluice migrate -c <sluice.yaml> [--create-database]
                                     apply storage migrations; safe to repeat and to run concurrently
+  sluice explain --rules <rules.yaml> ...
+                                    show a row's buckets or a user's bucket ids (offline)
   sluice version                    print the version
   sluice <command> --help           help for one command
 
@@ -62,6 +65,9 @@ int main(int argc, char** argv) {
     }
     if (command == "version" || command == "--version") {
         return sluice::app::version_command();
+    }
+    if (command == "explain") {
+        return sluice::app::explain_command({args.begin() + 1, args.end()});
     }
     std::string_view help;
     if (command == "run") {

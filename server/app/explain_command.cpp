@@ -1,0 +1,305 @@
+// `sluice explain` (see explain_command.h): reads the rules file and JSON inputs, evaluates them with
+// config/rules and prints the result as text or, with --json, as one JSON object.
+#include "server/app/explain_command.h"
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "config/rules/json.h"
+#include "config/rules/memory_lookup.h"
+#include "config/rules/rule_set.h"
+#include "config/rules/value.h"
+
+namespace sluice::app {
+namespace {
+
+namespace rules = config::rules;
+
+constexpr std::string_view kHelp = R"(sluice explain --rules <sync-rules.yaml> [--json] <what>
+
+Shows what the sync rules do, without Postgres. <what> is one of:
+
+  --table <[schema.]table> --row <json>
+      the buckets the row goes to, with the output row sent for each, and (for a table that
+      parameter queries read) the lookup entries it creates
+  --claims <json> [--params <json>] [--parameter-row <[schema.]table>=<json>]...
+      the bucket ids a connection with these token claims and client parameters gets, and which
+      parameter query (and lookup key) granted each one. Lookups are resolved offline from the
+      --parameter-row rows given ("what would this user see if this share existed?").
+      Resolving against the live lookup index of a running server needs the storage layer and is
+      not available yet.
+
+Values: <json> is JSON text, or @file to read it from a file. Row values: strings are text,
+integers integer, other numbers real, true/false 1/0, objects/arrays JSON text, {"$blob":"<hex>"} a blob.
+  --json    print one JSON object instead of text (for scripts)
+
+Examples:
+  sluice explain --rules sync-rules.yaml --table todos --row '{"id":"t1","list_id":"l1"}'
+  sluice explain --rules sync-rules.yaml --claims '{"sub":"u1"}' \
+      --parameter-row list_shares='{"id":"s1","list_id":"l1","user_id":"u1"}'
+)";
+
+std::optional<std::string> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return std::move(text).str();
+}
+
+// JSON text of an argument: inline, or @file.
+std::optional<std::string> json_arg(std::string_view arg) {
+    if (!arg.empty() && arg[0] == '@') {
+        return read_file(std::string(arg.substr(1)));
+    }
+    return std::string(arg);
+}
+
+rules::TableName table_of(std::string_view s) {
+    const auto dot = s.find('.');
+    if (dot == std::string_view::npos) {
+        return {"public", std::string(s)};
+    }
+    return {std::string(s.substr(0, dot)), std::string(s.substr(dot + 1))};
+}
+
+std::string json_string(std::string_view s) {
+    std::string out;
+    rules::append_json_string(out, s);
+    return out;
+}
+
+int usage(std::string_view message) {
+    fmt::print(stderr, "sluice explain: {}\n\n{}", message, kHelp);
+    return 2;
+}
+
+struct Options {
+    std::string rules_path;
+    bool json = false;
+    std::string table;
+    std::optional<std::string> row;
+    std::optional<std::string> claims;
+    std::string params = "{}";
+    std::vector<std::pair<std::string, std::string>> parameter_rows;
+};
+
+void print_errors(const std::vector<rules::EvaluationError>& errors, bool json, std::string& out) {
+    if (json) {
+        out += "\"errors\":[";
+        for (std::size_t i = 0; i < errors.size(); ++i) {
+            out += fmt::format("{}{{\"definition\":{},\"query\":{},\"message\":{}}}", i > 0 ? "," : "",
+                               json_string(errors[i].definition), json_string(errors[i].query),
+                               json_string(errors[i].message));
+        }
+        out += "]";
+        return;
+    }
+    for (const auto& e : errors) {
+        out += fmt::format("  error in {} {}: {}\n", e.definition, e.query, e.message);
+    }
+}
+
+int explain_row(const rules::RuleSet& rs, const Options& o) {
+    std::string error;
+    auto row = rules::json_object_to_row(*o.row, &error);
+    if (!row) {
+        fmt::print(stderr, "sluice explain: --row: {}\n", error);
+        return 1;
+    }
+    const auto table = table_of(o.table);
+    rules::RowEvaluation ev;
+    rs.evaluate_row(table, *row, ev);
+    rules::ParameterEvaluation pe;
+    rs.evaluate_parameter_row(table, *row, pe);
+    std::string out;
+    if (o.json) {
+        out += fmt::format("{{\"table\":{},\"rows\":[", json_string(table.to_string()));
+        for (std::size_t i = 0; i < ev.rows.size(); ++i) {
+            const auto& r = ev.rows[i];
+            out += fmt::format("{}{{\"bucket\":{},\"definition\":{},\"query\":\"data[{}]\",\"table\":{},\"id\":{},"
+                               "\"data\":{}}}",
+                               i > 0 ? "," : "", json_string(r.bucket), json_string(r.definition), r.data_query,
+                               json_string(r.table), json_string(r.id), r.data);
+        }
+        out += "],\"lookup_entries\":[";
+        for (std::size_t i = 0; i < pe.entries.size(); ++i) {
+            out += fmt::format("{}{{\"key\":{},\"values\":{}}}", i > 0 ? "," : "", json_string(pe.entries[i].key),
+                               pe.entries[i].values);
+        }
+        out += "],";
+        auto errors = ev.errors;
+        errors.insert(errors.end(), pe.errors.begin(), pe.errors.end());
+        print_errors(errors, true, out);
+        out += "}\n";
+    } else {
+        out += fmt::format("row of {}: {} bucket{}\n", table.to_string(), ev.rows.size(), ev.rows.size() == 1 ? "" : "s");
+        for (const auto& r : ev.rows) {
+            out += fmt::format("  {}  (from {} data[{}])\n    {} {} {}\n", r.bucket, r.definition, r.data_query, r.table,
+                               r.id, r.data);
+        }
+        if (!pe.entries.empty()) {
+            out += fmt::format("lookup entries ({} is read by parameter queries):\n", table.to_string());
+            for (const auto& e : pe.entries) {
+                out += fmt::format("  {} => {}\n", e.key, e.values);
+            }
+        }
+        print_errors(ev.errors, false, out);
+        print_errors(pe.errors, false, out);
+        bool used = false;
+        for (const auto& t : rs.source_tables()) {
+            used = used || t == table;
+        }
+        if (!used) {
+            out += fmt::format("  (no query reads {})\n", table.to_string());
+        }
+    }
+    fmt::print("{}", out);
+    return ev.errors.empty() && pe.errors.empty() ? 0 : 1;
+}
+
+int explain_request(const rules::RuleSet& rs, const Options& o) {
+    auto request = rules::Request::from_json(*o.claims, o.params);
+    if (!request.is_ok()) {
+        fmt::print(stderr, "sluice explain: {}\n", request.status().message());
+        return 1;
+    }
+    rules::MemoryLookup lookups;
+    for (const auto& [table, json] : o.parameter_rows) {
+        std::string error;
+        auto row = rules::json_object_to_row(json, &error);
+        if (!row) {
+            fmt::print(stderr, "sluice explain: --parameter-row {}: {}\n", table, error);
+            return 1;
+        }
+        rules::ParameterEvaluation pe;
+        rs.evaluate_parameter_row(table_of(table), *row, pe);
+        lookups.add(pe.entries);
+        for (const auto& e : pe.errors) {
+            fmt::print(stderr, "sluice explain: --parameter-row {}: {} {}: {}\n", table, e.definition, e.query,
+                       e.message);
+        }
+    }
+    auto res = rs.resolve_buckets(request.value(), lookups);
+    if (!res.is_ok()) {
+        fmt::print(stderr, "sluice explain: {}\n", res.status().to_string());
+        return 1;
+    }
+    std::string out;
+    const auto& user = request->user_id();
+    if (o.json) {
+        out += "{\"user_id\":";
+        rules::append_json(out, user);
+        out += ",\"buckets\":[";
+        for (std::size_t i = 0; i < res->buckets.size(); ++i) {
+            const auto& b = res->buckets[i];
+            out += fmt::format("{}{{\"bucket\":{},\"priority\":{},\"definition\":{},\"query\":{},\"lookup_key\":{}}}",
+                               i > 0 ? "," : "", json_string(b.id), b.priority, json_string(b.definition),
+                               b.parameter_query < 0 ? std::string("null")
+                                                     : json_string(fmt::format("parameters[{}]", b.parameter_query)),
+                               b.lookup_key.empty() ? std::string("null") : json_string(b.lookup_key));
+        }
+        out += "],";
+        print_errors(res->errors, true, out);
+        out += "}\n";
+    } else {
+        out += fmt::format("user {}: {} bucket{}\n", user.to_text().value_or("(no sub claim)"), res->buckets.size(),
+                           res->buckets.size() == 1 ? "" : "s");
+        for (const auto& b : res->buckets) {
+            std::string why;
+            if (b.parameter_query < 0) {
+                why = "no parameters: every user gets it";
+            } else if (b.lookup_key.empty()) {
+                why = fmt::format("{} parameters[{}] from the request", b.definition, b.parameter_query);
+            } else {
+                why = fmt::format("{} parameters[{}] via lookup {}", b.definition, b.parameter_query, b.lookup_key);
+            }
+            out += fmt::format("  {}  priority {}  <- {}\n", b.id, b.priority, why);
+        }
+        print_errors(res->errors, false, out);
+    }
+    fmt::print("{}", out);
+    return res->errors.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int explain_command(const std::vector<std::string_view>& args) {
+    Options o;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto arg = args[i];
+        auto value = [&]() -> std::optional<std::string_view> {
+            if (i + 1 >= args.size()) {
+                return std::nullopt;
+            }
+            return args[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            fmt::print("{}", kHelp);
+            return 0;
+        }
+        if (arg == "--json") {
+            o.json = true;
+            continue;
+        }
+        auto v = value();
+        if (!v) {
+            return usage(fmt::format("{} needs a value", arg));
+        }
+        if (arg == "--rules" || arg == "-r") {
+            o.rules_path = std::string(*v);
+        } else if (arg == "--table") {
+            o.table = std::string(*v);
+        } else if (arg == "--row") {
+            o.row = json_arg(*v);
+        } else if (arg == "--claims") {
+            o.claims = json_arg(*v);
+        } else if (arg == "--params") {
+            auto p = json_arg(*v);
+            o.params = p.value_or("");
+        } else if (arg == "--parameter-row") {
+            const auto eq = v->find('=');
+            if (eq == std::string_view::npos) {
+                return usage("--parameter-row needs <table>=<json>");
+            }
+            auto json = json_arg(v->substr(eq + 1));
+            if (!json) {
+                return usage(fmt::format("cannot read {}", v->substr(eq + 1)));
+            }
+            o.parameter_rows.emplace_back(std::string(v->substr(0, eq)), *json);
+        } else {
+            return usage(fmt::format("unknown option '{}'", arg));
+        }
+    }
+    if (o.rules_path.empty()) {
+        return usage("--rules <file> is required");
+    }
+    if (o.row.has_value() == o.claims.has_value()) {
+        return usage("give either --table and --row, or --claims");
+    }
+    if (o.row && o.table.empty()) {
+        return usage("--row needs --table");
+    }
+    const auto text = read_file(o.rules_path);
+    if (!text) {
+        fmt::print(stderr, "sluice explain: cannot read {}\n", o.rules_path);
+        return 1;
+    }
+    const auto compiled = rules::RuleSet::compile(*text, o.rules_path);
+    for (const auto& d : compiled.diagnostics) {
+        fmt::print(stderr, "{}\n", d.to_string());
+    }
+    if (!compiled.rules) {
+        return 1;
+    }
+    return o.row ? explain_row(*compiled.rules, o) : explain_request(*compiled.rules, o);
+}
+
+}  // namespace sluice::app
