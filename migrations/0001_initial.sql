@@ -71,6 +71,9 @@ CREATE TABLE sluice.replication_state (
     rules_version   bigint NOT NULL,
     snapshot_done   boolean NOT NULL DEFAULT false,
     durable_lsn     pg_lsn NOT NULL DEFAULT '0/0',
+    -- Checkpoints are hidden from clients until the stream reaches this LSN: the point where a
+    -- snapshot resumed after a crash (and so read newer data than the slot's start) has converged.
+    visible_from    pg_lsn NOT NULL DEFAULT '0/0',
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE sluice.snapshot_progress (

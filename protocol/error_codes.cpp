@@ -84,6 +84,8 @@ constexpr std::array kErrors{
               "raise max_wal_senders and restart Postgres, or stop other replication clients"},
     ErrorInfo{kSourceDatabaseMissing, "SL3007", "the source database does not exist", "check the database name in source.uri"},
     ErrorInfo{kSourceQueryFailed, "SL3008", "a query on the source Postgres failed", "see the message from Postgres"},
+    ErrorInfo{kSourceNoReplicaIdentity, "SL3009", "a table the rules use has no usable replica identity",
+              "add a primary key, or ALTER TABLE <table> REPLICA IDENTITY FULL"},
     ErrorInfo{kPublicationSetupFailed, "SL3010", "the publication cannot be created or changed",
               "the source user must own the published tables (or be a superuser); or create the publication "
               "yourself and set it as user-managed"},
@@ -120,6 +122,19 @@ constexpr std::array kErrors{
     ErrorInfo{kBadRequest, "SL5001", "the client sent a malformed request", "see the description"},
     ErrorInfo{kMessageTooLarge, "SL5002", "a client message exceeds limits.max_message_bytes",
               "send smaller messages or raise the limit"},
+    ErrorInfo{kRequestInvalidJson, "SL5003", "a sync request or WebSocket message is not valid JSON (or not an "
+              "object)", "send one JSON object, as protocol/README.md describes"},
+    ErrorInfo{kRequestInvalidField, "SL5004", "a field of a sync request or WebSocket message has the wrong type or "
+              "value", "send the field with the type protocol/README.md gives (e.g. after as a decimal string)"},
+    ErrorInfo{kBucketIdMalformed, "SL5005", "a bucket id is not `[N#]name[JSON array of values]`",
+              "send bucket names exactly as a checkpoint line gave them"},
+    ErrorInfo{kSyncLineMalformed, "SL5006", "a line from the server is not a valid sync line (client side)",
+              "check that the server speaks the protocol version in protocol/README.md; report the line"},
+    ErrorInfo{kSyncLineUnexpected, "SL5007", "a sync line arrived out of order (data for a bucket outside the "
+              "checkpoint, a checkpoint_complete for another checkpoint, a diff before any checkpoint)",
+              "the server broke the line order of protocol/README.md; reconnect and report the transcript"},
+    ErrorInfo{kClientMessageUnknown, "SL5008", "a WebSocket message from the client has an unknown or missing type",
+              "send one of the message types listed in protocol/README.md"},
     ErrorInfo{kAuthMissing, "SL5101", "no bearer token was sent", "send Authorization: Bearer <jwt>"},
     ErrorInfo{kAuthInvalid, "SL5102", "the token is not valid for this server", "fetch a new token"},
     ErrorInfo{kAuthExpired, "SL5103", "the token has expired", "fetch a new token"},

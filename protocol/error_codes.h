@@ -54,6 +54,7 @@ enum class ErrorCode : std::uint16_t {
     kSourceNoFreeWalSenders = 3006,
     kSourceDatabaseMissing = 3007,
     kSourceQueryFailed = 3008,
+    kSourceNoReplicaIdentity = 3009,
     kPublicationSetupFailed = 3010,
     kPublicationStorageSchema = 3011,
     kSlotSetupFailed = 3012,
@@ -75,6 +76,12 @@ enum class ErrorCode : std::uint16_t {
     // sessions and protocol
     kBadRequest = 5001,
     kMessageTooLarge = 5002,
+    kRequestInvalidJson = 5003,
+    kRequestInvalidField = 5004,
+    kBucketIdMalformed = 5005,
+    kSyncLineMalformed = 5006,
+    kSyncLineUnexpected = 5007,
+    kClientMessageUnknown = 5008,
     // authentication (SDKs refresh their token on these)
     kAuthMissing = 5101,
     kAuthInvalid = 5102,

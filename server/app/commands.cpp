@@ -1,7 +1,12 @@
 // The `sluice` subcommands: wiring of config, replication checks and storage (see commands.h).
 #include "server/app/commands.h"
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,11 +16,13 @@
 #include <fmt/format.h>
 #include <pqxx/connection>
 
+#include "config/rules/rule_set.h"
 #include "config/sluice_config.h"
 #include "config/sync_rules_check.h"
 #include "migrations/migrations.h"
 #include "server/core/log.h"
 #include "server/core/service_notify.h"
+#include "server/app/replicator.h"
 #include "server/replication/preflight.h"
 #include "server/storage/database.h"
 #include "server/storage/migrator.h"
@@ -86,6 +93,60 @@ bool check_rules_file(const std::string& path) {
     print(diagnostics);
     return !config::has_errors(diagnostics);
 }
+
+// Compiles the sync rules, printing every diagnostic; null on errors.
+std::shared_ptr<const config::rules::RuleSet> compile_rules_file(const std::string& path) {
+    auto text = read_file(path);
+    if (!text) {
+        config::Diagnostic d{config::Severity::kError, ErrorCode::kRulesFileUnreadable, {path}, "sync_rules.path",
+                             fmt::format("cannot read the sync-rules file: {}", std::strerror(errno))};
+        print({d});
+        return nullptr;
+    }
+    auto compiled = config::rules::RuleSet::compile(*text, path, {"1#"});
+    print(compiled.diagnostics);
+    return compiled.rules;
+}
+
+// Runs the replicator until `stop`, restarting it with backoff after errors (a lost connection, a
+// Postgres restart): every run resumes from what storage holds.
+class ReplicatorThread {
+public:
+    explicit ReplicatorThread(ReplicatorConfig config) : m_replicator(std::move(config)) {
+        m_thread = std::thread([this] { loop(); });
+    }
+    ~ReplicatorThread() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stop = true;
+        }
+        m_wake.notify_all();
+        m_thread.join();
+    }
+    ReplicatorThread(const ReplicatorThread&) = delete;
+    ReplicatorThread& operator=(const ReplicatorThread&) = delete;
+
+private:
+    void loop() {
+        auto backoff = std::chrono::milliseconds(500);
+        while (!m_stop.load()) {
+            auto status = m_replicator.run(m_stop);
+            if (m_stop.load()) {
+                return;
+            }
+            kLog.error("replication stopped: {}; restarting in {} ms", status.to_string(), backoff.count());
+            std::unique_lock lock(m_mutex);
+            m_wake.wait_for(lock, backoff, [this] { return m_stop.load(); });
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+        }
+    }
+
+    Replicator m_replicator;
+    std::atomic<bool> m_stop{false};  // set by the owner's thread, read by the replicator thread
+    std::mutex m_mutex;               // with m_wake: interrupts the backoff wait
+    std::condition_variable m_wake;
+    std::thread m_thread;
+};
 
 void apply_logging(const config::LoggingConfig& logging) {
     core::set_log_level(static_cast<core::LogLevel>(logging.level));
@@ -159,7 +220,8 @@ int run_command(const CommandOptions& options) {
         return 1;
     }
     apply_logging(config->logging);
-    if (!check_rules_file(rules_path(options.config_path, *config))) {
+    auto rules = compile_rules_file(rules_path(options.config_path, *config));
+    if (!rules) {
         return 1;
     }
     kLog.info("starting sluice {} role={}", SLUICE_VERSION, config::to_string(config->role));
@@ -178,6 +240,17 @@ int run_command(const CommandOptions& options) {
     if (!prepare_storage(*config, create)) {
         return 1;
     }
+    std::unique_ptr<ReplicatorThread> replicator;
+    if (config->role != config::Role::kApi) {
+        ReplicatorConfig rc;
+        rc.source_conninfo = config->source.uri;
+        rc.storage_conninfo = storage::storage_conninfo(*config).value();
+        rc.slot = config->source.slot;
+        rc.publication = config->source.publication;
+        rc.publication_mode = config->source.publication_mode;
+        rc.rules = rules;
+        replicator = std::make_unique<ReplicatorThread>(std::move(rc));
+    }
     kLog.info("ready; waiting for SIGTERM or SIGINT");
     core::service_notify("READY=1\nSTATUS=ready");
     for (;;) {
@@ -189,6 +262,7 @@ int run_command(const CommandOptions& options) {
         }
         kLog.info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
         core::service_notify("STOPPING=1");
+        replicator.reset();  // stops after the batch in progress is committed or dropped
         return 0;
     }
 }

@@ -1,6 +1,8 @@
 // Applying the sync rules to pgoutput changes (see router.h).
 #include "server/router/router.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "protocol/pgoutput/text_value.h"
@@ -31,11 +33,6 @@ rules::Value to_rules_value(pg::Value&& v) {
     return rules::Value::null();
 }
 
-Status unknown_relation(pg::Oid id) {
-    return {ErrorCode::kPgoutputUnknownRelation,
-            fmt::format("a change names relation {} before its Relation message", id)};
-}
-
 }  // namespace
 
 std::string table_name(const pg::Relation& relation) {
@@ -63,89 +60,44 @@ std::string row_key(const pg::Relation& relation, const pg::Tuple& tuple) {
     return key;
 }
 
+// Two fields per column: its name, then "n" for NULL or "t" followed by its text form.
 std::string encode_stored(const pg::Relation& relation, const pg::Tuple& tuple) {
     std::string out;
+    std::string value;
     for (std::size_t i = 0; i < relation.columns.size() && i < tuple.size(); ++i) {
         core::append_field(out, relation.columns[i].name);
-        if (tuple[i].kind == pg::DatumKind::kText) {
-            out += 't';
-            core::append_field(out, tuple[i].data);
-        } else {
-            out += 'n';
+        const bool is_text = tuple[i].kind == pg::DatumKind::kText;
+        value.clear();
+        value.push_back(is_text ? 't' : 'n');
+        if (is_text) {
+            value += tuple[i].data;
         }
+        core::append_field(out, value);
     }
     return out;
 }
 
 std::optional<std::unordered_map<std::string, pg::Datum>> decode_stored(const std::string& stored) {
-    std::unordered_map<std::string, pg::Datum> columns;
-    std::string_view rest = stored;
-    // Fields alternate: name, then 't' + text field or 'n'. Decode one field at a time.
-    auto next_field = [&rest]() -> std::optional<std::string> {
-        const auto colon = rest.find(':');
-        if (colon == std::string_view::npos) {
-            return std::nullopt;
-        }
-        auto fields = core::decode_fields(rest.substr(0, colon + 1 + std::stoul(std::string(rest.substr(0, colon)))));
-        if (!fields || fields->size() != 1) {
-            return std::nullopt;
-        }
-        rest.remove_prefix(colon + 1 + fields->front().size());
-        return std::move(fields->front());
-    };
-    try {
-        while (!rest.empty()) {
-            auto name = next_field();
-            if (!name || rest.empty()) {
-                return std::nullopt;
-            }
-            const char tag = rest.front();
-            rest.remove_prefix(1);
-            if (tag == 'n') {
-                columns[*name] = pg::Datum{};
-            } else if (tag == 't') {
-                auto text = next_field();
-                if (!text) {
-                    return std::nullopt;
-                }
-                columns[*name] = pg::Datum{pg::DatumKind::kText, std::move(*text)};
-            } else {
-                return std::nullopt;
-            }
-        }
-    } catch (const std::exception&) {  // a length that does not parse or overflows
+    auto fields = core::decode_fields(stored);
+    if (!fields || fields->size() % 2 != 0) {
         return std::nullopt;
+    }
+    std::unordered_map<std::string, pg::Datum> columns;
+    for (std::size_t i = 0; i < fields->size(); i += 2) {
+        const std::string_view value = (*fields)[i + 1];
+        if (value == "n") {
+            columns[(*fields)[i]] = pg::Datum{};
+        } else if (!value.empty() && value.front() == 't') {
+            columns[(*fields)[i]] = pg::Datum{pg::DatumKind::kText, std::string(value.begin() + 1, value.end())};
+        } else {
+            return std::nullopt;
+        }
     }
     return columns;
 }
 
 Router::Router(std::shared_ptr<const rules::RuleSet> rules, pg::TypeResolver resolver)
     : m_rules(std::move(rules)), m_resolver(std::move(resolver)) {}
-
-void Router::on_relation(const pg::Relation& relation) { m_relations[relation.id] = relation; }
-
-const pg::Relation* Router::relation(pg::Oid id) const {
-    auto it = m_relations.find(id);
-    return it == m_relations.end() ? nullptr : &it->second;
-}
-
-std::vector<core::RowKey> Router::keys_of(const pg::Message& message) const {
-    std::vector<core::RowKey> keys;
-    auto add = [&](pg::Oid id, const pg::Tuple& tuple) {
-        if (const auto* r = relation(id); r != nullptr && !tuple.empty()) {
-            keys.push_back({table_name(*r), row_key(*r, tuple)});
-        }
-    };
-    if (const auto* insert = std::get_if<pg::Insert>(&message)) {
-        add(insert->relation_id, insert->new_tuple);
-    } else if (const auto* update = std::get_if<pg::Update>(&message)) {
-        add(update->relation_id, update->new_tuple);
-        add(update->relation_id, update->old_tuple);
-    } else if (const auto* del = std::get_if<pg::Delete>(&message)) {
-        add(del->relation_id, del->old_tuple);
-    }
-    return keys;
-}
 
 protocol::Result<core::EvaluatedChange> Router::upsert(const pg::Relation& relation, const pg::Tuple& tuple) {
     const rules::TableName table{relation.schema, relation.name};
@@ -183,90 +135,49 @@ protocol::Result<core::EvaluatedChange> Router::upsert(const pg::Relation& relat
     return change;
 }
 
-protocol::Result<core::EvaluatedChange> Router::evaluate_snapshot_row(const pg::Relation& relation,
-                                                                      const pg::Tuple& tuple) {
-    return upsert(relation, tuple);
-}
-
-Status Router::route(const pg::Message& message, const StoredRowLookup& stored,
-                     std::vector<core::EvaluatedChange>& out) {
-    if (const auto* insert = std::get_if<pg::Insert>(&message)) {
-        const auto* r = relation(insert->relation_id);
-        if (r == nullptr) {
-            return unknown_relation(insert->relation_id);
+Status Router::update(const pg::Relation& relation, pg::OldTupleKind old_kind, const pg::Tuple& old_tuple,
+                      const pg::Tuple& new_tuple, const StoredRowLookup& stored,
+                      std::vector<core::EvaluatedChange>& out) {
+    const std::string new_key = row_key(relation, new_tuple);
+    const std::string old_key = old_tuple.empty() ? new_key : row_key(relation, old_tuple);
+    const bool toast = std::any_of(new_tuple.begin(), new_tuple.end(),
+                                   [](const pg::Datum& d) { return d.kind == pg::DatumKind::kUnchangedToast; });
+    pg::Tuple tuple;
+    if (toast) {
+        tuple = new_tuple;
+        auto previous = stored({table_name(relation), old_key});
+        if (!previous) {
+            return previous.status();
         }
-        auto change = upsert(*r, insert->new_tuple);
-        if (!change) {
-            return change.status();
-        }
-        out.push_back(std::move(change).value());
-        return Status::ok();
-    }
-    if (const auto* update = std::get_if<pg::Update>(&message)) {
-        const auto* r = relation(update->relation_id);
-        if (r == nullptr) {
-            return unknown_relation(update->relation_id);
-        }
-        pg::Tuple tuple = update->new_tuple;
-        const std::string new_key = row_key(*r, tuple);
-        const std::string old_key = update->old_tuple.empty() ? new_key : row_key(*r, update->old_tuple);
-        // Unchanged TOAST values: take them from the old full tuple, else from the stored copy.
-        bool toast = false;
-        for (const auto& d : tuple) {
-            toast = toast || d.kind == pg::DatumKind::kUnchangedToast;
-        }
-        if (toast) {
-            auto previous = stored({table_name(*r), old_key});
-            if (!previous) {
-                return previous.status();
+        auto columns = previous.value() ? decode_stored(*previous.value()) : std::nullopt;
+        for (std::size_t i = 0; i < tuple.size() && i < relation.columns.size(); ++i) {
+            if (tuple[i].kind != pg::DatumKind::kUnchangedToast) {
+                continue;
             }
-            auto columns = previous.value() ? decode_stored(*previous.value()) : std::nullopt;
-            for (std::size_t i = 0; i < tuple.size() && i < r->columns.size(); ++i) {
-                if (tuple[i].kind != pg::DatumKind::kUnchangedToast) {
-                    continue;
-                }
-                if (update->old_kind == pg::OldTupleKind::kFull && i < update->old_tuple.size() &&
-                    update->old_tuple[i].kind == pg::DatumKind::kText) {
-                    tuple[i] = update->old_tuple[i];
-                } else if (columns && columns->contains(r->columns[i].name)) {
-                    tuple[i] = columns->at(r->columns[i].name);
-                } else {
-                    ++m_stats.missing_toast;
-                    tuple[i] = pg::Datum{};
-                }
+            if (old_kind == pg::OldTupleKind::kFull && i < old_tuple.size() &&
+                old_tuple[i].kind == pg::DatumKind::kText) {
+                tuple[i] = old_tuple[i];
+            } else if (columns && columns->contains(relation.columns[i].name)) {
+                tuple[i] = columns->at(relation.columns[i].name);
+            } else {
+                ++m_stats.missing_toast;
+                tuple[i] = pg::Datum{};
             }
         }
-        if (old_key != new_key) {
-            out.push_back({{table_name(*r), old_key}, core::ChangeKind::kDelete, {}, {}, {}});
-        }
-        auto change = upsert(*r, tuple);
-        if (!change) {
-            return change.status();
-        }
-        out.push_back(std::move(change).value());
-        return Status::ok();
     }
-    if (const auto* del = std::get_if<pg::Delete>(&message)) {
-        const auto* r = relation(del->relation_id);
-        if (r == nullptr) {
-            return unknown_relation(del->relation_id);
-        }
-        out.push_back({{table_name(*r), row_key(*r, del->old_tuple)}, core::ChangeKind::kDelete, {}, {}, {}});
-        return Status::ok();
+    if (old_key != new_key) {
+        out.push_back({{table_name(relation), old_key}, core::ChangeKind::kDelete, {}, {}, {}});
     }
+    auto change = upsert(relation, toast ? tuple : new_tuple);
+    if (!change) {
+        return change.status();
+    }
+    out.push_back(std::move(change).value());
     return Status::ok();
 }
 
-protocol::Result<std::vector<std::string>> Router::truncated_tables(const pg::Truncate& truncate) const {
-    std::vector<std::string> tables;
-    for (const auto id : truncate.relation_ids) {
-        const auto* r = relation(id);
-        if (r == nullptr) {
-            return unknown_relation(id);
-        }
-        tables.push_back(table_name(*r));
-    }
-    return tables;
+core::EvaluatedChange Router::remove(const pg::Relation& relation, const pg::Tuple& old_tuple) {
+    return {{table_name(relation), row_key(relation, old_tuple)}, core::ChangeKind::kDelete, {}, {}, {}};
 }
 
 }  // namespace sluice::router

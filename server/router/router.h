@@ -1,5 +1,5 @@
-// Router: applies the compiled sync rules to decoded pgoutput changes. For each Insert, Update and
-// Delete it produces the source row's new placements and lookup entries (core::EvaluatedChange),
+// Router: applies the compiled sync rules to decoded source changes. For each insert, update and
+// delete it produces the source row's new placements and lookup entries (core::EvaluatedChange),
 // filling unchanged TOAST values from the stored copy of the row and turning a replica-identity
 // change into a delete plus an upsert. Pure apart from the stored-row callback: no database here.
 #pragma once
@@ -32,34 +32,27 @@ class Router {
 public:
     Router(std::shared_ptr<const config::rules::RuleSet> rules, protocol::pgoutput::TypeResolver resolver = {});
 
-    // Remembers a relation's columns (sent before its first change and after schema changes).
-    void on_relation(const protocol::pgoutput::Relation& relation);
+    // The evaluated change of a row that now has these contents (insert, or a snapshot copy).
+    [[nodiscard]] protocol::Result<core::EvaluatedChange> upsert(const protocol::pgoutput::Relation& relation,
+                                                                 const protocol::pgoutput::Tuple& tuple);
 
-    // The row keys a change touches (for prefetching stored rows in one query); empty for others.
-    [[nodiscard]] std::vector<core::RowKey> keys_of(const protocol::pgoutput::Message& message) const;
+    // An update: appends a delete of the old key when the replica identity changed, then the upsert.
+    // Unchanged TOAST values come from the old full tuple, else from the stored copy of the row.
+    [[nodiscard]] protocol::Status update(const protocol::pgoutput::Relation& relation,
+                                          protocol::pgoutput::OldTupleKind old_kind,
+                                          const protocol::pgoutput::Tuple& old_tuple,
+                                          const protocol::pgoutput::Tuple& new_tuple, const StoredRowLookup& stored,
+                                          std::vector<core::EvaluatedChange>& out);
 
-    // Appends the evaluated changes of one Insert, Update or Delete message to `out`.
-    [[nodiscard]] protocol::Status route(const protocol::pgoutput::Message& message, const StoredRowLookup& stored,
-                                         std::vector<core::EvaluatedChange>& out);
-
-    // "schema.table" names of a Truncate's relations.
-    [[nodiscard]] protocol::Result<std::vector<std::string>> truncated_tables(
-        const protocol::pgoutput::Truncate& truncate) const;
-
-    // Evaluates one full row given as column values (the initial snapshot's path).
-    [[nodiscard]] protocol::Result<core::EvaluatedChange> evaluate_snapshot_row(
-        const protocol::pgoutput::Relation& relation, const protocol::pgoutput::Tuple& tuple);
+    // A delete, from the old key (or full old row).
+    [[nodiscard]] static core::EvaluatedChange remove(const protocol::pgoutput::Relation& relation,
+                                                      const protocol::pgoutput::Tuple& old_tuple);
 
     [[nodiscard]] const RouterStats& stats() const { return m_stats; }
 
 private:
-    [[nodiscard]] const protocol::pgoutput::Relation* relation(protocol::pgoutput::Oid id) const;
-    [[nodiscard]] protocol::Result<core::EvaluatedChange> upsert(const protocol::pgoutput::Relation& relation,
-                                                                 const protocol::pgoutput::Tuple& tuple);
-
     std::shared_ptr<const config::rules::RuleSet> m_rules;
     protocol::pgoutput::TypeResolver m_resolver;
-    std::unordered_map<protocol::pgoutput::Oid, protocol::pgoutput::Relation> m_relations;
     RouterStats m_stats;
     // Scratch buffers reused between rows.
     config::rules::RowEvaluation m_evaluation;

@@ -93,10 +93,12 @@ struct BucketWriter::Impl {
     std::int64_t next_op_id = 1;
     std::int64_t last_checkpoint_op_id = 0;
     protocol::Lsn durable_lsn;
+    protocol::Lsn visible_from;
     std::unordered_map<RowKey, RowState, core::RowKeyHash> rows;  // overlay of the flush window
     std::vector<PendingOp> ops;
     std::unordered_map<std::string, BucketDelta> deltas;
     std::size_t ops_in_batch = 0;
+    bool any_checkpoint = false;  // a checkpoint row exists (the first one is written even without ops)
 
     Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {}
 
@@ -112,11 +114,15 @@ struct BucketWriter::Impl {
         auto row = read.exec_params1(
             "SELECT GREATEST((SELECT max(op_id) FROM sluice.ops), (SELECT max(op_id) FROM sluice.checkpoints), 0), "
             "       COALESCE((SELECT max(op_id) FROM sluice.checkpoints), 0), "
-            "       COALESCE((SELECT durable_lsn::text FROM sluice.replication_state WHERE slot_name = $1), '0/0')",
+            "       COALESCE((SELECT durable_lsn::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
+            "       COALESCE((SELECT visible_from::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
+            "       EXISTS (SELECT FROM sluice.checkpoints)",
             options.slot_name);
         next_op_id = row[0].as<std::int64_t>() + 1;
         last_checkpoint_op_id = row[1].as<std::int64_t>();
+        any_checkpoint = row[4].as<bool>();
         durable_lsn = protocol::Lsn::parse(row[2].as<std::string>()).value_or(protocol::Lsn{});
+        visible_from = protocol::Lsn::parse(row[3].as<std::string>()).value_or(protocol::Lsn{});
     }
 
     // Loads rows absent from the overlay; rows not stored become known-absent entries.
@@ -402,31 +408,98 @@ protocol::Status BucketWriter::truncate(const std::string& table) {
     });
 }
 
-protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn) {
+protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Visibility visibility) {
     using R = protocol::Result<CommittedCheckpoint>;
     return guarded(*m_impl, "committing a checkpoint", [&]() -> R {
         auto& impl = *m_impl;
         impl.flush();
         CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};
         auto& w = impl.work();
-        const bool new_ops = checkpoint.op_id > impl.last_checkpoint_op_id;
-        if (new_ops) {
-            w.exec_params0("INSERT INTO sluice.checkpoints (op_id, lsn) VALUES ($1, $2::pg_lsn)", checkpoint.op_id,
-                           lsn.to_string());
+        if (visibility == Visibility::kHidden) {
+            w.commit();
+            impl.tx.reset();
+            impl.ops_in_batch = 0;
+            return checkpoint;
+        }
+        const bool new_checkpoint =
+            lsn >= impl.visible_from && (checkpoint.op_id > impl.last_checkpoint_op_id || !impl.any_checkpoint);
+        if (new_checkpoint) {
+            w.exec_params0("INSERT INTO sluice.checkpoints (op_id, lsn) VALUES ($1, $2::pg_lsn) "
+                           "ON CONFLICT (op_id) DO UPDATE SET lsn = excluded.lsn",
+                           checkpoint.op_id, lsn.to_string());
         }
         w.exec_params0(
             "INSERT INTO sluice.replication_state (slot_name, rules_version, durable_lsn) VALUES ($1, 1, $2::pg_lsn) "
             "ON CONFLICT (slot_name) DO UPDATE SET durable_lsn = excluded.durable_lsn, updated_at = now()",
             impl.options.slot_name, lsn.to_string());
-        if (new_ops) {
+        if (new_checkpoint) {
             w.exec0("NOTIFY sluice_checkpoint, '" + std::to_string(checkpoint.op_id) + "'");
         }
         w.commit();
         impl.tx.reset();
-        impl.last_checkpoint_op_id = checkpoint.op_id;
+        if (new_checkpoint) {
+            impl.last_checkpoint_op_id = checkpoint.op_id;
+            impl.any_checkpoint = true;
+        }
         impl.durable_lsn = lsn;
         impl.ops_in_batch = 0;
         return checkpoint;
+    });
+}
+
+protocol::Result<ReplicationProgress> BucketWriter::progress() {
+    using R = protocol::Result<ReplicationProgress>;
+    return guarded(*m_impl, "reading replication progress", [&]() -> R {
+        auto result = m_impl->work().exec_params(
+            "SELECT snapshot_done, durable_lsn::text, visible_from::text FROM sluice.replication_state "
+            "WHERE slot_name = $1",
+            m_impl->options.slot_name);
+        if (result.empty()) {
+            return ReplicationProgress{};
+        }
+        return ReplicationProgress{result[0][0].as<bool>(),
+                                   protocol::Lsn::parse(result[0][1].as<std::string>()).value_or(protocol::Lsn{}),
+                                   protocol::Lsn::parse(result[0][2].as<std::string>()).value_or(protocol::Lsn{})};
+    });
+}
+
+protocol::Result<TableSnapshotProgress> BucketWriter::table_progress(const std::string& table) {
+    using R = protocol::Result<TableSnapshotProgress>;
+    return guarded(*m_impl, "reading snapshot progress", [&]() -> R {
+        auto result = m_impl->work().exec_params(
+            "SELECT COALESCE(last_key, ''), rows_done, done FROM sluice.snapshot_progress "
+            "WHERE slot_name = $1 AND source_table = $2",
+            m_impl->options.slot_name, table);
+        if (result.empty()) {
+            return TableSnapshotProgress{};
+        }
+        return TableSnapshotProgress{result[0][0].as<std::string>(), result[0][1].as<std::int64_t>(),
+                                     result[0][2].as<bool>()};
+    });
+}
+
+protocol::Status BucketWriter::record_table_progress(const std::string& table, const TableSnapshotProgress& p,
+                                                     std::int64_t rows_estimated) {
+    return guarded(*m_impl, "recording snapshot progress", [&]() -> Status {
+        m_impl->work().exec_params0(
+            "INSERT INTO sluice.snapshot_progress (slot_name, source_table, last_key, rows_done, rows_estimated, done) "
+            "VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6) ON CONFLICT (slot_name, source_table) DO UPDATE SET "
+            "last_key = excluded.last_key, rows_done = excluded.rows_done, rows_estimated = excluded.rows_estimated, "
+            "done = excluded.done",
+            m_impl->options.slot_name, table, p.last_key, p.rows_done, rows_estimated, p.done);
+        return Status::ok();
+    });
+}
+
+protocol::Status BucketWriter::finish_snapshot(protocol::Lsn durable, protocol::Lsn visible_from) {
+    return guarded(*m_impl, "finishing the snapshot", [&]() -> Status {
+        m_impl->work().exec_params0(
+            "INSERT INTO sluice.replication_state (slot_name, rules_version, snapshot_done, durable_lsn, visible_from) "
+            "VALUES ($1, 1, true, $2::pg_lsn, $3::pg_lsn) ON CONFLICT (slot_name) DO UPDATE SET snapshot_done = true, "
+            "durable_lsn = excluded.durable_lsn, visible_from = excluded.visible_from, updated_at = now()",
+            m_impl->options.slot_name, durable.to_string(), visible_from.to_string());
+        m_impl->visible_from = visible_from;
+        return Status::ok();
     });
 }
 

@@ -31,6 +31,25 @@ struct CommittedCheckpoint {
     std::size_t ops_written = 0;
 };
 
+// The replication progress kept with the op log (one row per slot).
+struct ReplicationProgress {
+    bool snapshot_done = false;
+    protocol::Lsn durable_lsn;    // every change up to here is stored
+    protocol::Lsn visible_from;   // checkpoints before this LSN are not shown to clients
+};
+
+// How far the initial copy of one table got (saved with each chunk, so a crash resumes there).
+struct TableSnapshotProgress {
+    std::string last_key;  // ordering key of the last row copied, as replication::copy_chunk gives it; "" before the first
+    std::int64_t rows_done = 0;
+    bool done = false;
+};
+
+enum class Visibility {
+    kVisible,  // a checkpoint clients may see (once past visible_from)
+    kHidden,   // a snapshot chunk: durable, but no checkpoint and no durable LSN yet
+};
+
 class BucketWriter {
 public:
     [[nodiscard]] static protocol::Result<std::unique_ptr<BucketWriter>> open(const std::string& conninfo,
@@ -48,7 +67,16 @@ public:
     [[nodiscard]] protocol::Status truncate(const std::string& table);
     // Flushes, records a checkpoint at `lsn` (if ops were written) and the durable LSN, commits and
     // notifies listeners (NOTIFY sluice_checkpoint). On failure nothing of the batch is kept.
-    [[nodiscard]] protocol::Result<CommittedCheckpoint> commit(protocol::Lsn lsn);
+    [[nodiscard]] protocol::Result<CommittedCheckpoint> commit(protocol::Lsn lsn,
+                                                               Visibility visibility = Visibility::kVisible);
+
+    // Snapshot bookkeeping; written in the open batch, so it commits with the chunk it describes.
+    [[nodiscard]] protocol::Result<ReplicationProgress> progress();
+    [[nodiscard]] protocol::Result<TableSnapshotProgress> table_progress(const std::string& table);
+    [[nodiscard]] protocol::Status record_table_progress(const std::string& table, const TableSnapshotProgress& p,
+                                                         std::int64_t rows_estimated);
+    // Marks the snapshot done; checkpoints become visible once the stream reaches `visible_from`.
+    [[nodiscard]] protocol::Status finish_snapshot(protocol::Lsn durable, protocol::Lsn visible_from);
     // Drops the open batch (after an error upstream).
     void rollback();
 

@@ -1,0 +1,311 @@
+// The download path: snapshot, then stream → router → bucket storage (see replicator.h).
+#include "server/app/replicator.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "server/core/log.h"
+#include "server/replication/pg_connection.h"
+#include "server/replication/replication_setup.h"
+#include "server/replication/replication_stream.h"
+#include "server/replication/table_copy.h"
+#include "server/replication/transaction_queue.h"
+#include "server/replication/wal_stream.h"
+#include "server/router/router.h"
+#include "server/storage/bucket_writer.h"
+
+namespace sluice::app {
+namespace {
+
+namespace pg = protocol::pgoutput;
+using protocol::Lsn;
+using protocol::Status;
+using replication::ConnectionKind;
+using replication::PgConnection;
+
+const core::Logger kLog("replication");
+
+#define SLUICE_TRY(expr)                 \
+    do {                                 \
+        if (auto s_ = (expr); !s_) {     \
+            return s_;                   \
+        }                                \
+    } while (false)
+
+std::vector<std::string> table_names(const config::rules::RuleSet& rules) {
+    std::vector<std::string> names;
+    for (const auto& t : rules.source_tables()) {
+        names.push_back(t.to_string());
+    }
+    return names;
+}
+
+// Copies every table into storage, chunk by chunk, each chunk committed (hidden) with its progress.
+class SnapshotCopier {
+public:
+    SnapshotCopier(PgConnection& source, storage::BucketWriter& writer, router::Router& router,
+                   ReplicatorStats& stats, std::size_t chunk_rows)
+        : m_source(source), m_writer(writer), m_router(router), m_stats(stats), m_chunk_rows(chunk_rows) {}
+
+    Status copy_table(const std::string& table, const std::atomic<bool>& stop) {
+        auto description = replication::describe_table(m_source, table);
+        if (!description) {
+            return description.status();
+        }
+        auto progress = m_writer.table_progress(table);
+        if (!progress) {
+            return progress.status();
+        }
+        auto p = progress.value();
+        if (p.done) {
+            return Status::ok();
+        }
+        const auto log = kLog.with_scope("table=" + table);
+        log.info("snapshot {} from {} of ~{} rows", p.rows_done == 0 ? "starting" : "resuming", p.rows_done,
+                 description->rows_estimated);
+        std::vector<core::EvaluatedChange> changes;
+        std::vector<core::RowKey> keys;
+        while (!stop.load()) {
+            auto chunk = replication::copy_chunk(m_source, description.value(), p.last_key, m_chunk_rows);
+            if (!chunk) {
+                return chunk.status();
+            }
+            changes.clear();
+            keys.clear();
+            for (const auto& tuple : chunk->rows) {
+                auto change = m_router.upsert(description->relation, tuple);
+                if (!change) {
+                    return change.status();
+                }
+                keys.push_back(change->row);
+                changes.push_back(std::move(change).value());
+            }
+            SLUICE_TRY(m_writer.prefetch(keys));
+            for (const auto& change : changes) {
+                SLUICE_TRY(m_writer.apply(change));
+            }
+            p.rows_done += static_cast<std::int64_t>(chunk->rows.size());
+            p.last_key = chunk->last_key;
+            p.done = chunk->rows.size() < m_chunk_rows || description->order_columns.empty();
+            SLUICE_TRY(m_writer.record_table_progress(table, p, description->rows_estimated));
+            auto committed = m_writer.commit(Lsn{}, storage::Visibility::kHidden);
+            if (!committed) {
+                return committed.status();
+            }
+            m_stats.snapshot_rows += chunk->rows.size();
+            m_stats.ops += committed->ops_written;
+            if (p.done) {
+                log.info("snapshot done: {} rows", p.rows_done);
+                return Status::ok();
+            }
+            log.debug("snapshot at {} of ~{} rows", p.rows_done, description->rows_estimated);
+        }
+        return Status::ok();
+    }
+
+private:
+    PgConnection& m_source;
+    storage::BucketWriter& m_writer;
+    router::Router& m_router;
+    ReplicatorStats& m_stats;
+    std::size_t m_chunk_rows;
+};
+
+// Applies streamed transactions to storage.
+class TransactionApplier {
+public:
+    TransactionApplier(storage::BucketWriter& writer, router::Router& router)
+        : m_writer(writer), m_router(router) {}
+
+    Status apply(const replication::SourceTransaction& txn) {
+        // One query loads the stored state of every row the transaction touches.
+        m_keys.clear();
+        for (const auto& change : txn.changes) {
+            if (const auto* row = std::get_if<replication::RowChange>(&change)) {
+                if (!row->new_tuple.empty()) {
+                    m_keys.push_back({router::table_name(*row->relation), router::row_key(*row->relation, row->new_tuple)});
+                }
+                if (!row->old_tuple.empty()) {
+                    m_keys.push_back({router::table_name(*row->relation), router::row_key(*row->relation, row->old_tuple)});
+                }
+            }
+        }
+        SLUICE_TRY(m_writer.prefetch(m_keys));
+        const router::StoredRowLookup stored = [this](const core::RowKey& key) { return m_writer.stored_row(key); };
+        for (const auto& change : txn.changes) {
+            if (const auto* row = std::get_if<replication::RowChange>(&change)) {
+                SLUICE_TRY(apply_row(*row, stored));
+            } else if (const auto* truncate = std::get_if<replication::TruncateChange>(&change)) {
+                for (const auto& relation : truncate->relations) {
+                    SLUICE_TRY(m_writer.truncate(router::table_name(*relation)));
+                }
+            }
+            // Logical messages (heartbeats) need no storage: the commit records the LSN.
+        }
+        return Status::ok();
+    }
+
+private:
+    Status apply_row(const replication::RowChange& row, const router::StoredRowLookup& stored) {
+        using Kind = replication::RowChange::Kind;
+        m_out.clear();
+        if (row.kind == Kind::kInsert) {
+            auto change = m_router.upsert(*row.relation, row.new_tuple);
+            if (!change) {
+                return change.status();
+            }
+            m_out.push_back(std::move(change).value());
+        } else if (row.kind == Kind::kUpdate) {
+            SLUICE_TRY(m_router.update(*row.relation, row.old_kind, row.old_tuple, row.new_tuple, stored, m_out));
+        } else {
+            m_out.push_back(router::Router::remove(*row.relation, row.old_tuple));
+        }
+        for (const auto& change : m_out) {
+            SLUICE_TRY(m_writer.apply(change));
+        }
+        return Status::ok();
+    }
+
+    storage::BucketWriter& m_writer;
+    router::Router& m_router;
+    std::vector<core::RowKey> m_keys;
+    std::vector<core::EvaluatedChange> m_out;
+};
+
+}  // namespace
+
+Replicator::Replicator(ReplicatorConfig config) : m_config(std::move(config)) {}
+
+Status Replicator::run(const std::atomic<bool>& stop) {
+    const auto log = kLog.with_scope("slot=" + m_config.slot);
+    auto source = PgConnection::open(m_config.source_conninfo, ConnectionKind::kRegular, 10,
+                                     replication::kSourceSessionOptions);
+    if (!source) {
+        return source.status();
+    }
+    const auto tables = table_names(*m_config.rules);
+    SLUICE_TRY(replication::ensure_publication(
+        source.value(), {m_config.publication, tables,
+                         m_config.publication_mode == config::PublicationMode::kManaged
+                             ? replication::PublicationMode::kManaged
+                             : replication::PublicationMode::kUserManaged}));
+    auto opened = storage::BucketWriter::open(m_config.storage_conninfo, {m_config.slot});
+    if (!opened) {
+        return opened.status();
+    }
+    auto& writer = *opened.value();
+    router::Router router(m_config.rules);
+
+    auto progress = writer.progress();
+    if (!progress) {
+        return progress.status();
+    }
+    if (!progress->snapshot_done) {
+        auto replication = PgConnection::open(m_config.source_conninfo, ConnectionKind::kReplication, 10,
+                                              replication::kSourceSessionOptions);
+        if (!replication) {
+            return replication.status();
+        }
+        auto slot = replication::ensure_slot(replication.value(), m_config.slot, replication::SlotSnapshot::kExport);
+        if (!slot) {
+            return slot.status();
+        }
+        auto& snapshot = source.value();
+        auto begin = snapshot.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        if (!begin) {
+            return begin.status();
+        }
+        Lsn visible_from = slot->consistent_point;
+        if (slot->created) {
+            // The exported snapshot is exactly the slot's start: copy and stream meet without a gap.
+            auto set = snapshot.query("SET TRANSACTION SNAPSHOT " + replication::quote_literal(slot->snapshot_name));
+            if (!set) {
+                return set.status();
+            }
+            log.info("slot created at {}; copying {} table(s)", slot->consistent_point.to_string(), tables.size());
+        } else {
+            // Resuming after a crash: the export is gone. Copy the rest as of now and hide checkpoints
+            // until the stream (which replays from the slot's start) has passed this point.
+            auto now = snapshot.query("SELECT pg_current_wal_lsn()::text");
+            if (!now) {
+                return now.status();
+            }
+            visible_from = Lsn::parse(now.value()[0][0].value_or("0/0")).value_or(Lsn{});
+            log.info("resuming the snapshot; checkpoints hidden until {}", visible_from.to_string());
+        }
+        SnapshotCopier copier(snapshot, writer, router, m_stats, m_config.snapshot_chunk_rows);
+        for (const auto& table : tables) {
+            SLUICE_TRY(copier.copy_table(table, stop));
+            if (stop.load()) {
+                return Status::ok();
+            }
+        }
+        auto end = snapshot.query("COMMIT");
+        if (!end) {
+            return end.status();
+        }
+        SLUICE_TRY(writer.finish_snapshot(slot->consistent_point, visible_from));
+        auto first = writer.commit(slot->consistent_point);
+        if (!first) {
+            return first.status();
+        }
+        log.info("snapshot complete: {} rows, checkpoint {}", m_stats.snapshot_rows.load(), first->op_id);
+    }
+
+    replication::TransactionQueue queue(1024, 4 * m_config.batch_changes);
+    replication::ReplicationStream stream(
+        {m_config.source_conninfo, m_config.slot, {m_config.publication}, writer.durable_lsn()}, queue);
+    stream.start();
+    TransactionApplier applier(writer, router);
+    Status result;
+    while (!stop.load()) {
+        auto txn = queue.pop(std::chrono::milliseconds(100));
+        if (!txn) {
+            if (queue.closed()) {
+                break;  // the stream ended: its status says why
+            }
+            continue;
+        }
+        // Batch whole transactions into one storage commit while more are waiting.
+        std::size_t changes = 0;
+        Lsn end;
+        for (;;) {
+            if (result = applier.apply(*txn); !result) {
+                break;
+            }
+            changes += txn->changes.size();
+            end = txn->end_lsn;
+            ++m_stats.transactions;
+            if (changes >= m_config.batch_changes) {
+                break;
+            }
+            txn = queue.pop(std::chrono::milliseconds(0));
+            if (!txn) {
+                break;
+            }
+        }
+        if (!result) {
+            writer.rollback();
+            break;
+        }
+        auto committed = writer.commit(end);
+        if (!committed) {
+            result = committed.status();
+            break;
+        }
+        queue.mark_durable(end);
+        m_stats.changes += changes;
+        m_stats.ops += committed->ops_written;
+        m_stats.durable_lsn = end.value();
+    }
+    stream.request_stop();
+    queue.close();
+    auto stream_status = stream.join();
+    if (!result) {
+        return result;
+    }
+    return stop.load() ? Status::ok() : stream_status;
+}
+
+}  // namespace sluice::app
