@@ -9,6 +9,7 @@ PACKAGES=(
     libboost1.81-dev
     libsimdjson-dev libfmt-dev libyaml-cpp-dev catch2 libssl-dev
     postgresql-15 postgresql-client-15
+    clang libclang-rt-14-dev
 
     python3
 )

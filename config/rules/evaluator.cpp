@@ -197,6 +197,7 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
     std::vector<Value> candidates;
     std::string json;
     std::string id;
+    bool star_json_ready = false;  // json/id hold the SELECT * output of this row
     for (const int dq_index : it->second.data) {
         const auto& dq = m_impl->data[static_cast<std::size_t>(dq_index)];
         const auto& def = m_impl->definitions[static_cast<std::size_t>(dq.definition)];
@@ -224,7 +225,9 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
             }
             if (dq.simple) {
                 // One value per parameter, in any binding order.
-                std::string bucket = prefix;
+                std::string bucket;
+                bucket.reserve(prefix.size() + def.name.size() + 48);
+                bucket += prefix;
                 bucket += def.name;
                 bucket += '[';
                 const std::size_t n = def.params.size();
@@ -309,9 +312,14 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
             std::sort(buckets.begin(), buckets.end());
             buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
         }
-        if (!output_row(dq, row, ctx, json, id)) {
-            fail();
-            continue;
+        // SELECT * gives the same output for every query on this row: build it once.
+        if (!(dq.star_only && star_json_ready)) {
+            if (!output_row(dq, row, ctx, json, id)) {
+                star_json_ready = false;
+                fail();
+                continue;
+            }
+            star_json_ready = dq.star_only;
         }
         for (auto& b : buckets) {
             out.rows.push_back({std::move(b), dq.output_table, id, json, def.name, dq.index});
