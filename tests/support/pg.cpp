@@ -47,6 +47,11 @@ std::string fresh_database(const std::string& prefix) {
     }
     pqxx::connection admin(pg_uri());
     pqxx::nontransaction tx(admin);
+    // Logical slots of the old database would block dropping it.
+    tx.exec_params(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL",
+        name);
+    tx.exec_params("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", name);
     tx.exec0("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
     tx.exec0("CREATE DATABASE " + tx.quote_name(name));
     return with_database(pg_uri(), name);
