@@ -254,8 +254,10 @@ Status Replicator::run(const std::atomic<bool>& stop) {
     }
 
     replication::TransactionQueue queue(1024, 4 * m_config.batch_changes);
-    replication::ReplicationStream stream(
-        {m_config.source_conninfo, m_config.slot, {m_config.publication}, writer.durable_lsn()}, queue);
+    replication::StreamConfig stream_config{m_config.source_conninfo, m_config.slot, {m_config.publication},
+                                            writer.durable_lsn()};
+    stream_config.max_chunk_changes = m_config.max_chunk_changes;
+    replication::ReplicationStream stream(stream_config, queue);
     stream.start();
     TransactionApplier applier(writer, router);
     Status result;
@@ -267,26 +269,34 @@ Status Replicator::run(const std::atomic<bool>& stop) {
             }
             continue;
         }
-        // Batch whole transactions into one storage commit while more are waiting.
+        // Batch whole transactions into one storage commit while more are waiting. A large transaction
+        // arrives in chunks: they all go into the open storage transaction, committed after the last.
         std::size_t changes = 0;
         Lsn end;
+        bool inside_transaction = false;
         for (;;) {
             if (result = applier.apply(*txn); !result) {
                 break;
             }
             changes += txn->changes.size();
-            end = txn->end_lsn;
-            ++m_stats.transactions;
-            if (changes >= m_config.batch_changes) {
+            inside_transaction = !txn->complete;
+            if (txn->complete) {
+                end = txn->end_lsn;
+                ++m_stats.transactions;
+            }
+            if (!inside_transaction && changes >= m_config.batch_changes) {
                 break;
             }
-            txn = queue.pop(std::chrono::milliseconds(0));
+            txn = queue.pop(std::chrono::milliseconds(inside_transaction ? 100 : 0));
+            while (!txn && inside_transaction && !stop.load() && !queue.closed()) {
+                txn = queue.pop(std::chrono::milliseconds(100));
+            }
             if (!txn) {
                 break;
             }
         }
-        if (!result) {
-            writer.rollback();
+        if (!result || inside_transaction) {
+            writer.rollback();  // an error, or stopped in the middle of a large transaction
             break;
         }
         auto committed = writer.commit(end);

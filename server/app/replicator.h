@@ -24,6 +24,7 @@ struct ReplicatorConfig {
     std::shared_ptr<const config::rules::RuleSet> rules;
     std::size_t snapshot_chunk_rows = 10000;
     std::size_t batch_changes = 20000;  // source changes per storage commit at most (whole transactions)
+    std::size_t max_chunk_changes = 10000;  // larger source transactions are handed on in chunks
 };
 
 struct ReplicatorStats {

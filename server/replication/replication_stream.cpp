@@ -72,7 +72,7 @@ Status ReplicationStream::stream() {
              fmt::join(m_config.publications, ","));
 
     pg::Decoder decoder;
-    TransactionAssembler assembler(m_config.resume_from);
+    TransactionAssembler assembler(m_config.resume_from, m_config.max_chunk_changes);
     std::optional<SourceTransaction> pending;  // assembled, waiting for room in the queue
     Lsn received = m_config.resume_from;       // highest WAL end seen
     Lsn confirmed = m_config.resume_from;      // last flush position sent

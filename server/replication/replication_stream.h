@@ -27,6 +27,7 @@ struct StreamConfig {
     std::chrono::milliseconds status_interval{10'000};  // well under the server's wal_sender_timeout
     std::chrono::milliseconds poll_interval{100};       // how often the loop looks at stop and durable
     int connect_timeout_seconds = 10;
+    std::size_t max_chunk_changes = 10000;  // large transactions are handed on in chunks of this many
 };
 
 class ReplicationStream {

@@ -41,6 +41,9 @@ struct SourceTransaction {
     protocol::pgoutput::PgTimestamp commit_time = 0;
     std::optional<std::string> origin;  // replication origin, when the change came from one
     std::vector<Change> changes;
+    // false: a leading chunk of a large transaction; more chunks of it follow, the last one complete.
+    // end_lsn is known (and the transaction may be confirmed) only on the complete one.
+    bool complete = true;
 };
 
 }  // namespace sluice::replication

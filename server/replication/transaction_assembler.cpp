@@ -40,6 +40,26 @@ Status check_tuple(const pg::Relation& rel, const pg::Tuple& tuple, const char* 
 }  // namespace
 
 protocol::Result<std::optional<SourceTransaction>> TransactionAssembler::add(pg::Message message) {
+    auto result = add_message(std::move(message));
+    if (!result || result.value() || !m_current || m_current->changes.size() < m_max_chunk_changes) {
+        return result;
+    }
+    // A large transaction: hand on what we have; the rest (and its commit) follows in later chunks.
+    SourceTransaction chunk;
+    chunk.xid = m_current->xid;
+    chunk.commit_lsn = m_current->commit_lsn;
+    chunk.commit_time = m_current->commit_time;
+    chunk.origin = m_current->origin;
+    chunk.changes = std::move(m_current->changes);
+    chunk.complete = false;
+    m_current->changes.clear();
+    if (chunk.commit_lsn < m_skip_through) {
+        return std::optional<SourceTransaction>();  // already durable: the resumed stream repeats it
+    }
+    return std::optional<SourceTransaction>(std::move(chunk));
+}
+
+protocol::Result<std::optional<SourceTransaction>> TransactionAssembler::add_message(pg::Message message) {
     using Out = std::optional<SourceTransaction>;
     if (auto* begin = std::get_if<pg::Begin>(&message)) {
         if (m_current) {

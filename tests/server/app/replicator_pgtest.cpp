@@ -101,7 +101,7 @@ private:
 
     void one(pqxx::work& tx) {
         const auto word = "w" + std::to_string(m_counter++);
-        switch (pick(0, 9)) {
+        switch (pick(0, 10)) {
             case 0:
                 tx.exec_params0("INSERT INTO lists (id, owner_id, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                                 list(), user(), word);
@@ -140,6 +140,9 @@ private:
             case 9:  // revoke
                 tx.exec_params0("DELETE FROM list_shares WHERE list_id = $1 AND user_id = $2", list(), user());
                 break;
+            case 10:  // a transaction larger than a chunk
+                tx.exec_params0("UPDATE todos SET description = description || $1", word.substr(0, 2));
+                break;
         }
     }
 
@@ -175,6 +178,7 @@ struct Fixture {
         c.publication = "oracle_pub";
         c.rules = rules;
         c.snapshot_chunk_rows = 4;  // many chunks, so writes land while the snapshot is running
+        c.max_chunk_changes = 5;    // larger transactions arrive in several chunks
         return c;
     }
 };
