@@ -138,6 +138,9 @@ constexpr std::array kErrors{
     ErrorInfo{kAuthMissing, "SL5101", "no bearer token was sent", "send Authorization: Bearer <jwt>"},
     ErrorInfo{kAuthInvalid, "SL5102", "the token is not valid for this server", "fetch a new token"},
     ErrorInfo{kAuthExpired, "SL5103", "the token has expired", "fetch a new token"},
+    ErrorInfo{kAuthJwksFetchFailed, "SL5104", "auth.jwks_uri could not be fetched or is not a valid JWKS; the keys "
+              "fetched before stay in use", "check the URL, that the identity provider is reachable from Sluice and "
+              "that it serves {\"keys\": [...]}"},
     ErrorInfo{kInternal, "SL9001", "an internal error", "report it with the log lines around it"},
 };
 

@@ -86,6 +86,7 @@ enum class ErrorCode : std::uint16_t {
     kAuthMissing = 5101,
     kAuthInvalid = 5102,
     kAuthExpired = 5103,
+    kAuthJwksFetchFailed = 5104,
     // internal
     kInternal = 9001,
 };
