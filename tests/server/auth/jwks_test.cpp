@@ -65,7 +65,7 @@ TEST_CASE("JWKS keys of every type verify their tokens, with or without alg") {
     CHECK_FALSE(ec->keys[0]->accepts(auth::Algorithm::kES256));
 }
 
-TEST_CASE("unusable JWKs are skipped with a reason; the rest still load") {
+TEST_CASE("unusable JWKs are skipped with a reason and the rest still load") {
     const auto good = TestKey::ec("ES256", "good");
     const std::string p256 = good.jwk();
     const std::string json = R"({"keys":[)" + p256 +

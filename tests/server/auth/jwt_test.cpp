@@ -133,3 +133,25 @@ TEST_CASE("the Authorization value: Bearer, Token, bare, or missing") {
     CHECK(verifier->verify("Basic dXNlcjpwYXNz").status().code() == ErrorCode::kAuthInvalid);
     CHECK(verifier->verify("Bearer " + std::string(100'000, 'a')).status().code() == ErrorCode::kAuthInvalid);
 }
+
+TEST_CASE("no single-character change to a signed token is accepted") {
+    ScratchDir dir;
+    TestClock clock;
+    const auto key = TestKey::ec("ES256", "e");
+    auto auth = base_config();
+    auth.keys.push_back(inline_key(key, dir));
+    const auto verifier = make_verifier(auth, clock);
+    const auto token = mint_token(key, "u1", kNow);
+    REQUIRE(verifier->verify(token).is_ok());
+    const std::string replacements = "Aa0-_.=+/ \x01\xff";
+    int accepted = 0;
+    for (std::size_t i = 0; i < token.size(); ++i) {
+        for (char c : replacements) {
+            if (token[i] == c) continue;
+            std::string mutated = token;
+            mutated[i] = c;
+            accepted += verifier->verify(mutated).is_ok() ? 1 : 0;
+        }
+    }
+    CHECK(accepted == 0);
+}

@@ -114,7 +114,7 @@ TEST_CASE("a key pinned to one algorithm refuses the others of its family") {
                Catch::Contains("not for algorithm HS512"));
 }
 
-TEST_CASE("kid selects the key; without kid every key of the algorithm is tried") {
+TEST_CASE("kid selects the key, and without kid every key of the algorithm is tried") {
     ScratchDir dir;
     TestClock clock;
     const auto a = TestKey::hmac("HS256", kSecret + "a", "a");
