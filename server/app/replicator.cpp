@@ -261,14 +261,24 @@ Status Replicator::run(const std::atomic<bool>& stop) {
     stream.start();
     TransactionApplier applier(writer, router);
     Status result;
+    auto last_activity = std::chrono::steady_clock::now();
     while (!stop.load()) {
         auto txn = queue.pop(std::chrono::milliseconds(100));
         if (!txn) {
             if (queue.closed()) {
                 break;  // the stream ended: its status says why
             }
+            if (std::chrono::steady_clock::now() - last_activity >= m_config.heartbeat_interval) {
+                // Comes back through the stream as a transaction of its own, whose commit advances the slot.
+                auto beat = source.value().query("SELECT pg_logical_emit_message(true, 'sluice_heartbeat', now()::text)");
+                if (!beat) {
+                    log.warn("heartbeat failed: {}", beat.status().to_string());
+                }
+                last_activity = std::chrono::steady_clock::now();
+            }
             continue;
         }
+        last_activity = std::chrono::steady_clock::now();
         // Batch whole transactions into one storage commit while more are waiting. A large transaction
         // arrives in chunks: they all go into the open storage transaction, committed after the last.
         std::size_t changes = 0;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,9 @@ struct ReplicatorConfig {
     std::size_t snapshot_chunk_rows = 10000;
     std::size_t batch_changes = 20000;  // source changes per storage commit at most (whole transactions)
     std::size_t max_chunk_changes = 10000;  // larger source transactions are handed on in chunks
+    // While no published change arrives, write a logical message this often so the slot (and the
+    // WAL it retains) advances even when only unpublished tables are busy.
+    std::chrono::seconds heartbeat_interval{60};
 };
 
 struct ReplicatorStats {

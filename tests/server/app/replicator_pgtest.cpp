@@ -290,3 +290,31 @@ TEST_CASE("a snapshot interrupted part-way resumes and converges") {
     wait_for_marker(f.storage, "marker");
     check_every_user(f);
 }
+
+TEST_CASE("a heartbeat advances the durable LSN while only unpublished tables change") {
+    Fixture f;
+    sluice::test::exec_sql(f.source, "CREATE TABLE unpublished (x int)");
+    auto config = f.config();
+    config.heartbeat_interval = std::chrono::seconds(1);
+    Running replicator(config);
+    Workload(f.source, 1).insert_user("marker");
+    wait_for_marker(f.storage, "marker");
+    sluice::test::exec_sql(f.source, "INSERT INTO unpublished SELECT generate_series(1, 1000)");
+    std::string target;
+    {
+        pqxx::connection c(f.source);
+        pqxx::nontransaction tx(c);
+        target = tx.exec1("SELECT pg_current_wal_lsn()::text")[0].as<std::string>();
+    }
+    pqxx::connection store(f.storage);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    bool passed = false;
+    while (!passed && std::chrono::steady_clock::now() < deadline) {
+        pqxx::nontransaction tx(store);
+        passed = tx.exec_params1("SELECT durable_lsn >= $1::pg_lsn FROM sluice.replication_state", target)[0].as<bool>();
+        if (!passed) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a condition, with a deadline
+        }
+    }
+    CHECK(passed);
+}
