@@ -82,6 +82,13 @@ enum class ErrorCode : std::uint16_t {
     kSyncLineMalformed = 5006,
     kSyncLineUnexpected = 5007,
     kClientMessageUnknown = 5008,
+    kTooManyConnections = 5009,
+    kTooManyUserConnections = 5010,
+    kClientTooSlow = 5011,
+    kNotFound = 5012,
+    kUnsupportedMediaType = 5013,
+    kSessionStorageFailed = 5014,
+    kUploadNotSupported = 5015,
     // authentication (SDKs refresh their token on these)
     kAuthMissing = 5101,
     kAuthInvalid = 5102,
