@@ -47,7 +47,8 @@ struct Slot {
 
 struct RowState {
     bool exists = false;
-    bool dirty = false;  // differs from what current_rows holds in the open transaction
+    bool in_table = false;  // current_rows holds a row for this key (in the open transaction)
+    bool dirty = false;     // differs from what current_rows holds
     std::string data;
     std::vector<Slot> slots;
     std::vector<core::LookupValue> lookups;
@@ -148,6 +149,7 @@ struct BucketWriter::Impl {
             RowKey key{r[0].as<std::string>(), r[1].as<std::string>()};
             auto& state = rows[key];
             state.exists = true;
+            state.in_table = true;
             state.data = r[2].as<std::string>();
             auto slots = core::decode_fields(r[3].as<std::string>());
             auto lookups = core::decode_fields(r[4].as<std::string>());
@@ -228,8 +230,10 @@ struct BucketWriter::Impl {
             if (!state.dirty) {
                 continue;
             }
-            tables.push_back(key.table);
-            keys.push_back(key.key);
+            if (state.in_table) {  // new rows (most of a snapshot or an insert burst) need no delete
+                tables.push_back(key.table);
+                keys.push_back(key.key);
+            }
             for (const auto& old : state.flushed_lookups) {
                 removed_lookup_keys.push_back(old.key);
                 removed_lookup_tables.push_back(key.table);
