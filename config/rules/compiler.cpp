@@ -699,6 +699,7 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
             }
         }
     }
+    impl->index_tables();
     std::stable_sort(result.diagnostics.begin(), result.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
         return std::pair(a.pos.line, a.pos.column) < std::pair(b.pos.line, b.pos.column);
     });

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "config/rules/detail/compiled.h"
+#include "config/rules/detail/json_writer.h"
 #include "config/rules/json.h"
 
 namespace sluice::config::rules {
@@ -108,6 +109,17 @@ void for_each_combination(const std::vector<std::vector<Value>>& slots, Fn&& fn)
 
 std::string query_name(const char* kind, int index) { return fmt::format("{}[{}]", kind, index); }
 
+// Appends a value's text (CAST AS TEXT) without a temporary; the value must not be null.
+void append_text(std::string& out, const Value& v) {
+    switch (v.type()) {
+        case ValueType::kNull: break;
+        case ValueType::kInteger: append_json(out, v); break;  // decimal, as to_text()
+        case ValueType::kReal: append_real(out, v.as_real()); break;
+        case ValueType::kText:
+        case ValueType::kBlob: out += v.bytes(); break;
+    }
+}
+
 // The output row of a data query as JSON, and its id. False with ctx.error on a problem.
 bool output_row(const detail::DataQuery& dq, const Row& row, EvalContext& ctx, std::string& json, std::string& id) {
     json.clear();
@@ -115,19 +127,21 @@ bool output_row(const detail::DataQuery& dq, const Row& row, EvalContext& ctx, s
     const Value* id_value = nullptr;
     Value id_scratch;
     if (dq.star_only) {
+        detail::JsonWriter w(json);
         bool first = true;
         for (const auto& [name, value] : row) {
             if (!first) {
-                json += ',';
+                w.raw(',');
             }
             first = false;
-            append_json_string(json, name);
-            json += ':';
-            append_json(json, value);
+            w.string(name);
+            w.raw(':');
+            w.value(value);
             if (name == "id") {
                 id_value = &value;
             }
         }
+        w.finish();
     } else {
         std::vector<std::pair<std::string_view, Value>> columns;
         for (const auto& col : dq.columns) {
@@ -175,35 +189,51 @@ bool output_row(const detail::DataQuery& dq, const Row& row, EvalContext& ctx, s
         ctx.error = "the output row's id is NULL";
         return false;
     }
-    id = *id_value->to_text();
+    id.clear();
+    append_text(id, *id_value);
     return true;
+}
+
+// The next output row: a spare one (its buffers kept by RowEvaluation::clear()) or a new one.
+BucketRow& next_row(std::vector<BucketRow>& rows, std::vector<BucketRow>& spare) {
+    if (spare.empty()) {
+        return rows.emplace_back();
+    }
+    rows.push_back(std::move(spare.back()));
+    spare.pop_back();
+    return rows.back();
 }
 
 }  // namespace
 
 void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation& out) const {
-    std::string key;
-    key.reserve(table.schema.size() + table.name.size() + 1);
-    key += table.schema;
-    key += '.';
-    key += table.name;
-    const auto it = m_impl->tables.find(key);
-    if (it == m_impl->tables.end()) {
+    const detail::TableIndex* index = m_impl->find_table(table);
+    if (index == nullptr) {
         return;
     }
     const std::string& prefix = m_impl->options.bucket_id_prefix;
-    std::vector<std::string> buckets;
+    std::vector<std::string>& buckets = out.m_buckets;
+    std::size_t bucket_count = 0;  // buckets[0, bucket_count) hold this query's ids; the rest are buffers
+    // The next bucket id buffer, emptied.
+    auto new_bucket = [&]() -> std::string& {
+        if (bucket_count == buckets.size()) {
+            buckets.emplace_back();
+        }
+        std::string& b = buckets[bucket_count++];
+        b.clear();
+        return b;
+    };
     std::vector<std::vector<Value>> slots;
     std::vector<Value> candidates;
-    std::string json;
-    std::string id;
+    std::string& json = out.m_json;
+    std::string& id = out.m_id;
     bool star_json_ready = false;  // json/id hold the SELECT * output of this row
-    for (const int dq_index : it->second.data) {
+    for (const int dq_index : index->data) {
         const auto& dq = m_impl->data[static_cast<std::size_t>(dq_index)];
         const auto& def = m_impl->definitions[static_cast<std::size_t>(dq.definition)];
         EvalContext ctx;
         ctx.row = &row;
-        buckets.clear();
+        bucket_count = 0;
         auto fail = [&]() {
             out.errors.push_back({def.name, query_name("data", dq.index), ctx.error});
         };
@@ -225,11 +255,11 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
             }
             if (dq.simple) {
                 // One value per parameter, in any binding order.
-                std::string bucket;
-                bucket.reserve(prefix.size() + def.name.size() + 48);
-                bucket += prefix;
-                bucket += def.name;
-                bucket += '[';
+                std::string& bucket = new_bucket();
+                detail::JsonWriter w(bucket);
+                w.raw(prefix);
+                w.raw(def.name);
+                w.raw('[');
                 const std::size_t n = def.params.size();
                 bool ok = true;
                 for (std::size_t p = 0; p < n && ok; ++p) {
@@ -248,18 +278,21 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
                             break;
                         }
                         if (p > 0) {
-                            bucket += ',';
+                            w.raw(',');
                         }
-                        append_json(bucket, v);
+                        w.value(v);
                     }
                 }
+                if (ok) {
+                    w.raw(']');
+                }
+                w.finish();
                 if (!ctx.error.empty()) {
                     failed = true;
                     break;
                 }
-                if (ok) {
-                    bucket += ']';
-                    buckets.push_back(std::move(bucket));
+                if (!ok) {
+                    --bucket_count;
                 }
                 continue;
             }
@@ -296,21 +329,24 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
                 break;
             }
             for_each_combination(slots, [&](const std::vector<Value>& values) {
-                std::string bucket = prefix + def.name;
+                std::string& bucket = new_bucket();
+                bucket += prefix;
+                bucket += def.name;
                 append_values(bucket, values);
-                buckets.push_back(std::move(bucket));
             });
         }
         if (failed) {
             fail();
             continue;
         }
-        if (buckets.empty()) {
+        if (bucket_count == 0) {
             continue;
         }
-        if (buckets.size() > 1) {
-            std::sort(buckets.begin(), buckets.end());
-            buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+        if (bucket_count > 1) {
+            const auto first = buckets.begin();
+            const auto last = first + static_cast<std::ptrdiff_t>(bucket_count);
+            std::sort(first, last);
+            bucket_count = static_cast<std::size_t>(std::unique(first, last) - first);
         }
         // SELECT * gives the same output for every query on this row: build it once.
         if (!(dq.star_only && star_json_ready)) {
@@ -321,8 +357,14 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
             }
             star_json_ready = dq.star_only;
         }
-        for (auto& b : buckets) {
-            out.rows.push_back({std::move(b), dq.output_table, id, json, def.name, dq.index});
+        for (std::size_t i = 0; i < bucket_count; ++i) {
+            BucketRow& r = next_row(out.rows, out.m_spare);
+            r.bucket.swap(buckets[i]);  // the row's old buffer becomes the next bucket's
+            r.table.assign(dq.output_table);
+            r.id.assign(id);
+            r.data.assign(json);
+            r.definition.assign(def.name);
+            r.data_query = dq.index;
         }
     }
 }

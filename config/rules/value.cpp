@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "config/rules/detail/json_writer.h"
+
 namespace sluice::config::rules {
 
 std::string_view Value::type_name() const {
@@ -119,14 +121,27 @@ std::string format_real(double v) {
     return out;
 }
 
+namespace {
+
+bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view text) {
+    if (detail::json_clean(text)) {  // the common case: one copy
+        out.reserve(out.size() + text.size() + 2);
+        out += '"';
+        out.append(text);
+        out += '"';
+        return;
+    }
     static constexpr char kHex[] = "0123456789abcdef";
     out.reserve(out.size() + text.size() + 2);
     out += '"';
     std::size_t start = 0;
     for (std::size_t i = 0; i < text.size(); ++i) {
         const auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (!needs_escape(c)) {
             continue;
         }
         out.append(text.data() + start, i - start);

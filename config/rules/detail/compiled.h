@@ -2,8 +2,10 @@
 // OR-free match terms, indexed by source table. Built by compiler.cpp, read by evaluator.cpp. Internal.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/rules/detail/expr.h"
@@ -100,12 +102,74 @@ struct TableIndex {
     std::vector<std::pair<int, int>> parameters;  // (definition, parameter query)
 };
 
+// Hash of a table key "schema.name" (FNV-1a), computed from the parts without joining them.
+[[nodiscard]] inline std::uint64_t table_hash(std::string_view schema, std::string_view name) {
+    std::uint64_t h = 14695981039346656037ULL;
+    auto mix = [&h](std::string_view s) {
+        for (const char c : s) {
+            h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+        }
+    };
+    mix(schema);
+    mix(".");
+    mix(name);
+    return h;
+}
+
 struct Compiled {
     CompileOptions options;
     std::vector<Definition> definitions;
     std::vector<DataQuery> data;
     std::map<std::string, TableIndex, std::less<>> tables;  // key: schema + '.' + name
     WriteRules write_rules;
+
+    // Per-row dispatch on the table: an open-addressed hash table over `tables` (power-of-two size,
+    // at most half full), so evaluating a row neither joins nor re-compares the table key.
+    struct TableSlot {
+        std::uint64_t hash = 0;
+        const std::string* key = nullptr;  // null: free slot
+        const TableIndex* index = nullptr;
+    };
+    std::vector<TableSlot> table_slots;
+
+    // Builds table_slots from tables; called once `tables` is final.
+    void index_tables() {
+        std::size_t size = 8;
+        while (size < tables.size() * 2) {
+            size *= 2;
+        }
+        table_slots.assign(size, {});
+        for (const auto& [key, index] : tables) {
+            const auto dot = key.find('.');  // any split gives the same hash of the joined key
+            const std::uint64_t h = table_hash(std::string_view(key).substr(0, dot),
+                                               std::string_view(key).substr(dot + 1));
+            std::size_t i = h & (size - 1);
+            while (table_slots[i].key != nullptr) {
+                i = (i + 1) & (size - 1);
+            }
+            table_slots[i] = {h, &key, &index};
+        }
+    }
+
+    // The index of a table, or null when no query reads it. Same match as tables.find(schema + '.' + name).
+    [[nodiscard]] const TableIndex* find_table(const TableName& table) const {
+        const std::uint64_t h = table_hash(table.schema, table.name);
+        const std::size_t mask = table_slots.size() - 1;
+        for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+            const TableSlot& slot = table_slots[i];
+            if (slot.key == nullptr) {
+                return nullptr;
+            }
+            if (slot.hash == h) {
+                const std::string& key = *slot.key;
+                if (key.size() == table.schema.size() + 1 + table.name.size() &&
+                    key.compare(0, table.schema.size(), table.schema) == 0 && key[table.schema.size()] == '.' &&
+                    key.compare(table.schema.size() + 1, std::string::npos, table.name) == 0) {
+                    return slot.index;
+                }
+            }
+        }
+    }
 };
 
 }  // namespace sluice::config::rules::detail
