@@ -1,9 +1,15 @@
 // `sluice explain` (see explain_command.h): reads the rules file and JSON inputs, evaluates them with
-// config/rules and prints the result as text or, with --json, as one JSON object.
+// config/rules and prints the result as text or, with --json, as one JSON object. With -c it reads the
+// rules from sluice.yaml and resolves lookups from the live index in bucket storage.
 #include "server/app/explain_command.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -14,6 +20,9 @@
 #include "config/rules/memory_lookup.h"
 #include "config/rules/rule_set.h"
 #include "config/rules/value.h"
+#include "config/sluice_config.h"
+#include "server/storage/bucket_reader.h"
+#include "server/storage/database.h"
 
 namespace sluice::app {
 namespace {
@@ -21,18 +30,21 @@ namespace {
 namespace rules = config::rules;
 
 constexpr std::string_view kHelp = R"(sluice explain --rules <sync-rules.yaml> [--json] <what>
+sluice explain -c <sluice.yaml> [--json] <what>
 
-Shows what the sync rules do, without Postgres. <what> is one of:
+Shows what the sync rules do. With --rules it needs no Postgres. With -c it reads the rules file
+named by the config (sync_rules.path; --rules overrides it), names buckets as the server does
+(with the "1#" version prefix), and resolves lookups from the live lookup index in bucket storage
+(the storage connection of the config; the replicator fills the index). <what> is one of:
 
   --table <[schema.]table> --row <json>
       the buckets the row goes to, with the output row sent for each, and (for a table that
       parameter queries read) the lookup entries it creates
   --claims <json> [--params <json>] [--parameter-row <[schema.]table>=<json>]...
       the bucket ids a connection with these token claims and client parameters gets, and which
-      parameter query (and lookup key) granted each one. Lookups are resolved offline from the
-      --parameter-row rows given ("what would this user see if this share existed?").
-      Resolving against the live lookup index of a running server needs the storage layer and is
-      not available yet.
+      parameter query (and lookup key) granted each one. Lookups are resolved from the live
+      index in storage with -c, and offline from the --parameter-row rows given ("what would this
+      user see if this share existed?"); with both, the given rows are added to the live ones.
 
 Values: <json> is JSON text, or @file to read it from a file. Row values: strings are text,
 integers integer, other numbers real, true/false 1/0, objects/arrays JSON text, {"$blob":"<hex>"} a blob.
@@ -42,6 +54,7 @@ Examples:
   sluice explain --rules sync-rules.yaml --table todos --row '{"id":"t1","list_id":"l1"}'
   sluice explain --rules sync-rules.yaml --claims '{"sub":"u1"}' \
       --parameter-row list_shares='{"id":"s1","list_id":"l1","user_id":"u1"}'
+  sluice explain -c sluice.yaml --claims '{"sub":"u1"}'
 )";
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -82,6 +95,7 @@ int usage(std::string_view message) {
 }
 
 struct Options {
+    std::string config_path;  // -c: rules from the config, live lookups from storage
     std::string rules_path;
     bool json = false;
     std::string table;
@@ -106,6 +120,37 @@ void print_errors(const std::vector<rules::EvaluationError>& errors, bool json, 
         out += fmt::format("  error in {} {}: {}\n", e.definition, e.query, e.message);
     }
 }
+
+// Lookups from the live index in bucket storage, plus any offline rows given. The first storage
+// error is kept (resolve_buckets calls lookup at most once) and reported by the caller.
+class LiveLookup final : public rules::LookupSource {
+public:
+    LiveLookup(storage::BucketReader* reader, rules::MemoryLookup& offline) : m_reader(reader), m_offline(offline) {}
+
+    [[nodiscard]] std::vector<std::vector<std::string>> lookup(std::span<const std::string> keys) override {
+        auto found = m_offline.lookup(keys);
+        if (m_reader == nullptr) {
+            return found;
+        }
+        auto live = m_reader->lookup(keys);
+        if (!live.is_ok()) {
+            m_error = live.status();
+            return found;
+        }
+        for (std::size_t i = 0; i < found.size() && i < live.value().size(); ++i) {
+            auto& values = live.value()[i];
+            found[i].insert(found[i].begin(), std::make_move_iterator(values.begin()),
+                            std::make_move_iterator(values.end()));
+        }
+        return found;
+    }
+    [[nodiscard]] const protocol::Status& error() const { return m_error; }
+
+private:
+    storage::BucketReader* m_reader;  // null: offline only
+    rules::MemoryLookup& m_offline;
+    protocol::Status m_error;
+};
 
 int explain_row(const rules::RuleSet& rs, const Options& o) {
     std::string error;
@@ -165,7 +210,8 @@ int explain_row(const rules::RuleSet& rs, const Options& o) {
     return ev.errors.empty() && pe.errors.empty() ? 0 : 1;
 }
 
-int explain_request(const rules::RuleSet& rs, const Options& o) {
+int explain_request(const rules::RuleSet& rs, const Options& o, storage::BucketReader* reader,
+                    const rules::ResolveOptions& limits) {
     auto request = rules::Request::from_json(*o.claims, o.params);
     if (!request.is_ok()) {
         fmt::print(stderr, "sluice explain: {}\n", request.status().message());
@@ -187,7 +233,12 @@ int explain_request(const rules::RuleSet& rs, const Options& o) {
                        e.message);
         }
     }
-    auto res = rs.resolve_buckets(request.value(), lookups);
+    LiveLookup source(reader, lookups);
+    auto res = rs.resolve_buckets(request.value(), source, limits);
+    if (!source.error().is_ok()) {
+        fmt::print(stderr, "sluice explain: reading the live lookup index: {}\n", source.error().to_string());
+        return 1;
+    }
     if (!res.is_ok()) {
         fmt::print(stderr, "sluice explain: {}\n", res.status().to_string());
         return 1;
@@ -197,7 +248,7 @@ int explain_request(const rules::RuleSet& rs, const Options& o) {
     if (o.json) {
         out += "{\"user_id\":";
         rules::append_json(out, user);
-        out += ",\"buckets\":[";
+        out += fmt::format(",\"lookups\":\"{}\",\"buckets\":[", reader != nullptr ? "live" : "offline");
         for (std::size_t i = 0; i < res->buckets.size(); ++i) {
             const auto& b = res->buckets[i];
             out += fmt::format("{}{{\"bucket\":{},\"priority\":{},\"definition\":{},\"query\":{},\"lookup_key\":{}}}",
@@ -210,8 +261,9 @@ int explain_request(const rules::RuleSet& rs, const Options& o) {
         print_errors(res->errors, true, out);
         out += "}\n";
     } else {
-        out += fmt::format("user {}: {} bucket{}\n", user.to_text().value_or("(no sub claim)"), res->buckets.size(),
-                           res->buckets.size() == 1 ? "" : "s");
+        out += fmt::format("user {}: {} bucket{}{}\n", user.to_text().value_or("(no sub claim)"), res->buckets.size(),
+                           res->buckets.size() == 1 ? "" : "s",
+                           reader != nullptr ? " (lookups from the live index in storage)" : "");
         for (const auto& b : res->buckets) {
             std::string why;
             if (b.parameter_query < 0) {
@@ -227,6 +279,37 @@ int explain_request(const rules::RuleSet& rs, const Options& o) {
     }
     fmt::print("{}", out);
     return res->errors.empty() ? 0 : 1;
+}
+
+std::optional<std::string> real_env(std::string_view name) {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(value);
+}
+
+// The config of -c, printing its diagnostics; nullopt on errors.
+std::optional<config::Config> load_config(const std::string& path) {
+    const auto text = read_file(path);
+    if (!text) {
+        fmt::print(stderr, "sluice explain: cannot read the config file {}: {}\n", path, std::strerror(errno));
+        return std::nullopt;
+    }
+    auto loaded = config::load_config(*text, path, real_env);
+    for (const auto& d : loaded.diagnostics) {
+        fmt::print(stderr, "{}\n", d.to_string());
+    }
+    return std::move(loaded.config);
+}
+
+// sync_rules.path, relative to the config file's folder (as `sluice run` reads it).
+std::string rules_path_of(const std::string& config_path, const config::Config& config) {
+    const std::filesystem::path rules(config.sync_rules.path);
+    if (rules.is_absolute()) {
+        return rules.string();
+    }
+    return (std::filesystem::path(config_path).parent_path() / rules).lexically_normal().string();
 }
 
 }  // namespace
@@ -255,6 +338,8 @@ int explain_command(const std::vector<std::string_view>& args) {
         }
         if (arg == "--rules" || arg == "-r") {
             o.rules_path = std::string(*v);
+        } else if (arg == "-c" || arg == "--config") {
+            o.config_path = std::string(*v);
         } else if (arg == "--table") {
             o.table = std::string(*v);
         } else if (arg == "--row") {
@@ -278,8 +363,8 @@ int explain_command(const std::vector<std::string_view>& args) {
             return usage(fmt::format("unknown option '{}'", arg));
         }
     }
-    if (o.rules_path.empty()) {
-        return usage("--rules <file> is required");
+    if (o.rules_path.empty() && o.config_path.empty()) {
+        return usage("--rules <file> or -c <sluice.yaml> is required");
     }
     if (o.row.has_value() == o.claims.has_value()) {
         return usage("give either --table and --row, or --claims");
@@ -287,19 +372,55 @@ int explain_command(const std::vector<std::string_view>& args) {
     if (o.row && o.table.empty()) {
         return usage("--row needs --table");
     }
+    std::optional<config::Config> config;
+    rules::CompileOptions compile_options;
+    if (!o.config_path.empty()) {
+        config = load_config(o.config_path);
+        if (!config) {
+            return 1;
+        }
+        if (o.rules_path.empty()) {
+            o.rules_path = rules_path_of(o.config_path, *config);
+        }
+        compile_options.bucket_id_prefix = "1#";  // as `sluice run` compiles them: ids as stored
+    }
     const auto text = read_file(o.rules_path);
     if (!text) {
         fmt::print(stderr, "sluice explain: cannot read {}\n", o.rules_path);
         return 1;
     }
-    const auto compiled = rules::RuleSet::compile(*text, o.rules_path);
+    const auto compiled = rules::RuleSet::compile(*text, o.rules_path, compile_options);
     for (const auto& d : compiled.diagnostics) {
         fmt::print(stderr, "{}\n", d.to_string());
     }
     if (!compiled.rules) {
         return 1;
     }
-    return o.row ? explain_row(*compiled.rules, o) : explain_request(*compiled.rules, o);
+    if (o.row) {
+        return explain_row(*compiled.rules, o);
+    }
+    rules::ResolveOptions limits;
+    std::unique_ptr<storage::BucketReader> reader;
+    if (config) {
+        if (config->limits.max_buckets_per_connection > 0) {
+            limits.max_buckets = static_cast<std::size_t>(config->limits.max_buckets_per_connection);
+        }
+        if (config->limits.max_parameter_query_results > 0) {
+            limits.max_parameter_results = static_cast<std::size_t>(config->limits.max_parameter_query_results);
+        }
+        auto conninfo = storage::storage_conninfo(*config);
+        if (!conninfo.is_ok()) {
+            fmt::print(stderr, "sluice explain: {}\n", conninfo.status().to_string());
+            return 1;
+        }
+        auto opened = storage::BucketReader::open(conninfo.value());
+        if (!opened.is_ok()) {
+            fmt::print(stderr, "sluice explain: opening bucket storage: {}\n", opened.status().to_string());
+            return 1;
+        }
+        reader = std::move(opened).value();
+    }
+    return explain_request(*compiled.rules, o, reader.get(), limits);
 }
 
 }  // namespace sluice::app

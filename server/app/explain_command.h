@@ -1,5 +1,6 @@
 // `sluice explain`: shows what the sync rules do with one row (its buckets and output rows, its
-// lookup entries) or one user (the bucket ids a token and client parameters get, and why), offline.
+// lookup entries) or one user (the bucket ids a token and client parameters get, and why), with
+// lookups resolved offline from given rows or, with -c <sluice.yaml>, from the live index in storage.
 #pragma once
 
 #include <string_view>
