@@ -370,12 +370,12 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
 }
 
 void RuleSet::evaluate_parameter_row(const TableName& table, const Row& row, ParameterEvaluation& out) const {
-    const auto it = m_impl->tables.find(table.to_string());
-    if (it == m_impl->tables.end()) {
+    const detail::TableIndex* index = m_impl->find_table(table);
+    if (index == nullptr) {
         return;
     }
     std::vector<std::vector<Value>> slots;
-    for (const auto& [def_index, q_index] : it->second.parameters) {
+    for (const auto& [def_index, q_index] : index->parameters) {
         const auto& def = m_impl->definitions[static_cast<std::size_t>(def_index)];
         const auto& pq = def.parameter_queries[static_cast<std::size_t>(q_index)];
         EvalContext ctx;

@@ -66,7 +66,7 @@ public:
     }
     void raw(std::string_view s) {
         need(s.size());
-        std::memcpy(m_out.data() + m_used, s.data(), s.size());
+        copy(m_out.data() + m_used, s);
         m_used += s.size();
     }
     // A JSON string, as append_json_string writes it.
@@ -78,7 +78,7 @@ public:
         need(s.size() + 2);
         char* d = m_out.data() + m_used;
         d[0] = '"';
-        std::memcpy(d + 1, s.data(), s.size());
+        copy(d + 1, s);
         d[s.size() + 1] = '"';
         m_used += s.size() + 2;
     }
@@ -99,6 +99,31 @@ public:
     void finish() { m_out.resize(m_used); }
 
 private:
+    // memcpy, with short texts (names, ids) copied inline as two overlapping words.
+    static void copy(char* d, std::string_view s) {
+        const std::size_t n = s.size();
+        if (n >= 8 && n <= 16) {
+            std::uint64_t a = 0;
+            std::uint64_t b = 0;
+            std::memcpy(&a, s.data(), 8);
+            std::memcpy(&b, s.data() + n - 8, 8);
+            std::memcpy(d, &a, 8);
+            std::memcpy(d + n - 8, &b, 8);
+        } else if (n >= 4 && n < 8) {
+            std::uint32_t a = 0;
+            std::uint32_t b = 0;
+            std::memcpy(&a, s.data(), 4);
+            std::memcpy(&b, s.data() + n - 4, 4);
+            std::memcpy(d, &a, 4);
+            std::memcpy(d + n - 4, &b, 4);
+        } else if (n < 4) {
+            for (std::size_t i = 0; i < n; ++i) {
+                d[i] = s[i];
+            }
+        } else {
+            std::memcpy(d, s.data(), n);
+        }
+    }
     void need(std::size_t n) {
         if (m_out.size() - m_used < n) {
             m_out.resize(std::max(m_out.size() * 2, m_used + n + 64));
