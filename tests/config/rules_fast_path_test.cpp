@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "config/rules/detail/json_writer.h"
 #include "config/rules/rule_set.h"
 #include "config/rules/value.h"
 
@@ -82,6 +83,38 @@ TEST_CASE("JSON strings are escaped exactly, whatever the length and position of
     std::string got;
     append_json_string(got, all);
     CHECK(got == reference_json_string(all));
+}
+
+TEST_CASE("JsonWriter writes what append_json and append_json_string write") {
+    const std::vector<Value> values{Value::null(), Value::integer(0), Value::integer(-9223372036854775807 - 1),
+                                    Value::real(0.1), Value::real(1e21), Value::blob("b"), Value::text("")};
+    std::string out = "prefix";
+    std::string expected = "prefix";
+    {
+        sluice::config::rules::detail::JsonWriter w(out);
+        for (std::size_t length = 0; length <= 40; ++length) {
+            std::string text(length, 'x');
+            for (std::size_t i = 0; i < length; ++i) {
+                text[i] = static_cast<char>('a' + i % 26);
+            }
+            if (length % 3 == 1) {
+                text[length / 2] = '"';
+            }
+            w.raw(',');
+            w.raw(text);
+            w.string(text);
+            w.value(Value::text(text));
+            expected += ',' + text;
+            append_json_string(expected, text);
+            append_json(expected, Value::text(text));
+        }
+        for (const auto& v : values) {
+            w.value(v);
+            append_json(expected, v);
+        }
+        w.finish();
+    }
+    CHECK(out == expected);
 }
 
 TEST_CASE("a RowEvaluation reused with clear() gives the same rows as a fresh one") {
