@@ -1,0 +1,51 @@
+// The demo schema's oracle (deploy/demo: users, lists, todos, list_shares): a seeded random workload
+// that moves rows between buckets and grants and revokes access, and the comparison of every user's
+// client view (reduced from bucket storage) with the demo rules' queries run on the source.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+#include <pqxx/transaction>
+
+#include "config/rules/rule_set.h"
+
+namespace sluice::test {
+
+// The users the workload writes for.
+extern const std::vector<std::string> kDemoUsers;
+
+// deploy/demo/schema.sql plus the workload's users, applied to `source_uri`.
+void create_demo_schema(const std::string& source_uri);
+// deploy/demo/sync-rules.yaml compiled with the "1#" prefix storage uses.
+[[nodiscard]] std::shared_ptr<const config::rules::RuleSet> demo_rules();
+
+// Random writes to the demo schema; every statement is valid whatever state the tables are in.
+class DemoWorkload {
+public:
+    DemoWorkload(const std::string& uri, unsigned seed);
+    // `transactions` transactions of 1 to 4 statements each.
+    void run(int transactions);
+    // A user whose profile bucket marks "everything before this is replicated".
+    void insert_user(const std::string& id);
+
+private:
+    int pick(int lo, int hi);
+    void one(pqxx::work& tx);
+
+    pqxx::connection m_connection;
+    std::mt19937 m_random;
+    int m_counter = 0;
+};
+
+// Waits (polling, up to `seconds`) until storage has a checkpoint covering `marker`'s profile.
+[[nodiscard]] bool wait_for_marker(const std::string& storage_uri, const std::string& marker, int seconds = 120);
+
+// "" when every demo user's client view equals the rules' queries on the source; otherwise what differs.
+[[nodiscard]] std::string compare_every_user(const config::rules::RuleSet& rules, const std::string& storage_uri,
+                                             const std::string& source_uri);
+
+}  // namespace sluice::test
