@@ -137,6 +137,9 @@ const std::vector<Field>& schema() {
                               "how often to write a heartbeat message so the slot advances while published tables "
                               "are idle",
                               [](Config& c, std::size_t) -> auto& { return c.source.heartbeat_interval_seconds; }));
+        f.push_back(int_field("source.snapshot_chunk_rows", "10000", 1, 1000000,
+                              "rows copied per chunk of the initial snapshot; each chunk commits with its progress",
+                              [](Config& c, std::size_t) -> auto& { return c.source.snapshot_chunk_rows; }));
         // storage
         f.push_back(string_field("storage.uri", "", Required::kNo,
                                  "connection URI of the storage database; empty: database storage.database on the "

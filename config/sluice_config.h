@@ -33,6 +33,7 @@ struct SourceConfig {
     PublicationMode publication_mode = PublicationMode::kManaged;
     std::string slot;
     std::int64_t heartbeat_interval_seconds = 0;
+    std::int64_t snapshot_chunk_rows = 0;
 };
 
 struct StorageConfig {
