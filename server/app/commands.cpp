@@ -249,6 +249,8 @@ int run_command(const CommandOptions& options) {
         rc.publication = config->source.publication;
         rc.publication_mode = config->source.publication_mode;
         rc.rules = rules;
+        rc.heartbeat_interval = std::chrono::seconds(config->source.heartbeat_interval_seconds);
+        rc.snapshot_chunk_rows = static_cast<std::size_t>(config->source.snapshot_chunk_rows);
         replicator = std::make_unique<ReplicatorThread>(std::move(rc));
     }
     kLog.info("ready; waiting for SIGTERM or SIGINT");
