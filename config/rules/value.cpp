@@ -1,6 +1,8 @@
 // Values: number formatting as JavaScript prints it, JSON output, SQLite comparison and conversions.
 #include "config/rules/value.h"
 
+#include "protocol/wire/json_write.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -54,66 +56,7 @@ void Row::set(std::string name, Value value) {
     m_columns.emplace_back(std::move(name), std::move(value));
 }
 
-void append_real(std::string& out, double v) {
-    if (std::isnan(v)) {
-        out += "NaN";
-        return;
-    }
-    if (std::isinf(v)) {
-        out += v < 0 ? "-Infinity" : "Infinity";
-        return;
-    }
-    if (v == 0) {
-        out += '0';  // JavaScript prints -0 as "0" too
-        return;
-    }
-    // Shortest round-trip digits, then ECMAScript's Number::toString layout.
-    char buf[64];
-    auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
-    std::string_view sci(buf, static_cast<std::size_t>(res.ptr - buf));
-    bool negative = false;
-    if (sci.front() == '-') {
-        negative = true;
-        sci.remove_prefix(1);
-    }
-    const auto e_pos = sci.find('e');
-    std::string digits;
-    for (char c : sci.substr(0, e_pos)) {
-        if (c != '.') {
-            digits += c;
-        }
-    }
-    while (digits.size() > 1 && digits.back() == '0') {
-        digits.pop_back();
-    }
-    const int exponent = std::atoi(std::string(sci.substr(e_pos + 1)).c_str());
-    const int k = static_cast<int>(digits.size());
-    const int n = exponent + 1;
-    if (negative) {
-        out += '-';
-    }
-    if (k <= n && n <= 21) {
-        out += digits;
-        out.append(static_cast<std::size_t>(n - k), '0');
-    } else if (0 < n && n <= 21) {
-        out += digits.substr(0, static_cast<std::size_t>(n));
-        out += '.';
-        out += digits.substr(static_cast<std::size_t>(n));
-    } else if (-6 < n && n <= 0) {
-        out += "0.";
-        out.append(static_cast<std::size_t>(-n), '0');
-        out += digits;
-    } else {
-        out += digits[0];
-        if (k > 1) {
-            out += '.';
-            out += digits.substr(1);
-        }
-        out += 'e';
-        out += n - 1 >= 0 ? '+' : '-';
-        out += std::to_string(std::abs(n - 1));
-    }
-}
+void append_real(std::string& out, double v) { protocol::wire::append_js_number_text(out, v); }
 
 std::string format_real(double v) {
     std::string out;

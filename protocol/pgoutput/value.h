@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/wire/json_write.h"
+
 namespace sluice::protocol::pgoutput {
 
 enum class ValueType : std::uint8_t { kNull, kInteger, kReal, kText, kBlob };
@@ -31,9 +33,8 @@ struct Value {
 // no JSON form (rules send them through base64() or hex()) and are written as null.
 void append_json(std::string& out, const Value& value);
 [[nodiscard]] std::string to_json(const Value& value);
-// A JSON string literal for UTF-8 text.
-void append_json_string(std::string& out, std::string_view text);
-// JavaScript's Number.prototype.toString for a finite double.
-void append_js_number(std::string& out, double v);
+// JSON strings and JavaScript number formatting: the wire protocol's, so every JSON Sluice writes agrees.
+using wire::append_js_number;
+using wire::append_json_string;
 
 }  // namespace sluice::protocol::pgoutput

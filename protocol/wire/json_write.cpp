@@ -76,6 +76,16 @@ void append_quoted_u64(std::string& out, std::uint64_t value) {
     out.append(buf, res.ptr);
 }
 
+void append_js_number_text(std::string& out, double value) {
+    if (std::isnan(value)) {
+        out.append("NaN");
+    } else if (std::isinf(value)) {
+        out.append(value < 0 ? "-Infinity" : "Infinity");
+    } else {
+        append_js_number(out, value);
+    }
+}
+
 void append_js_number(std::string& out, double value) {
     if (!std::isfinite(value)) {
         out.append("null");

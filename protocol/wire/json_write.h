@@ -23,4 +23,8 @@ void append_quoted_u64(std::string& out, std::uint64_t value);
 // 1e-7 -> "1e-7", -0 -> "0"); NaN and infinities as null, like JSON.stringify.
 void append_js_number(std::string& out, double value);
 
+// Appends a double as JavaScript's String(value) writes it: as append_js_number for finite values,
+// "NaN", "Infinity" and "-Infinity" otherwise (the text form of a real, e.g. CAST(x AS TEXT)).
+void append_js_number_text(std::string& out, double value);
+
 }  // namespace sluice::protocol::wire
