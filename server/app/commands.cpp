@@ -23,6 +23,9 @@
 #include "server/core/log.h"
 #include "server/core/service_notify.h"
 #include "server/app/replicator.h"
+#include "server/auth/token_verifier.h"
+#include "server/http/server.h"
+#include "server/storage/checkpoint_listener.h"
 #include "server/replication/preflight.h"
 #include "server/storage/database.h"
 #include "server/storage/migrator.h"
@@ -175,6 +178,29 @@ bool prepare_storage(const config::Config& config, storage::CreateDatabase creat
     return true;
 }
 
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The client-facing server: token verifier, checkpoint listener -> hub, storage pool, HTTP server.
+protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Config& config,
+                                                             std::shared_ptr<const config::rules::RuleSet> rules,
+                                                             std::unique_ptr<storage::CheckpointListener>& listener) {
+    auto verifier = auth::TokenVerifier::create(config.auth, unix_now);
+    if (!verifier) {
+        return verifier.status();
+    }
+    const auto conninfo = storage::storage_conninfo(config).value();
+    auto hub = std::make_shared<sync::CheckpointHub>();
+    listener = std::make_unique<storage::CheckpointListener>(conninfo, [hub](std::int64_t op_id) { hub->publish(op_id); });
+    http::ServerDeps deps;
+    deps.rules = std::move(rules);
+    deps.verifier = std::move(verifier).value();
+    deps.storage = sync::StoragePool::for_conninfo(conninfo);
+    deps.hub = hub;
+    return http::Server::start(http::options_from_config(config), std::move(deps));
+}
+
 }  // namespace
 
 int version_command() {
@@ -253,6 +279,21 @@ int run_command(const CommandOptions& options) {
         rc.snapshot_chunk_rows = static_cast<std::size_t>(config->source.snapshot_chunk_rows);
         replicator = std::make_unique<ReplicatorThread>(std::move(rc));
     }
+    // Serving: new checkpoints fan out from one LISTEN connection to every session.
+    std::unique_ptr<storage::CheckpointListener> listener;
+    std::unique_ptr<http::Server> server;
+    const auto& auth = config->auth;
+    const bool has_keys = !auth.keys.empty() || !auth.jwks_file.empty() || !auth.jwks_uri.empty();
+    if (config->role != config::Role::kReplicator && !has_keys) {
+        kLog.warn("no auth keys configured (auth.keys, auth.jwks_file, auth.jwks_uri): not serving clients");
+    } else if (config->role != config::Role::kReplicator) {
+        auto server_or = start_server(*config, rules, listener);
+        if (!server_or) {
+            kLog.error("{}", server_or.status().to_string());
+            return 1;
+        }
+        server = std::move(server_or).value();
+    }
     kLog.info("ready; waiting for SIGTERM or SIGINT");
     core::service_notify("READY=1\nSTATUS=ready");
     for (;;) {
@@ -264,6 +305,8 @@ int run_command(const CommandOptions& options) {
         }
         kLog.info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
         core::service_notify("STOPPING=1");
+        server.reset();  // closes every client connection
+        listener.reset();
         replicator.reset();  // stops after the batch in progress is committed or dropped
         return 0;
     }

@@ -1,0 +1,198 @@
+// The WebSocket endpoint GET /sync/ws: the same server lines as text frames, and the client
+// messages sync_request, token, update_subscriptions, upload (protocol/README.md, "WebSocket").
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "protocol/wire/client_message.h"
+#include "protocol/wire/json_write.h"
+#include "server/http/detail/connection.h"
+
+namespace sluice::http::detail {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::Status;
+using namespace net::experimental::awaitable_operators;
+namespace websocket = beast::websocket;
+using WebSocket = websocket::stream<beast::tcp_stream>;
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+
+const core::Logger kLog("ws");
+
+std::string token_from(const Request& request) {
+    std::string authorization(request[bhttp::field::authorization]);
+    if (!authorization.empty()) {
+        return authorization;
+    }
+    const auto target = std::string_view(request.target());
+    for (const auto* key : {"?token=", "&token="}) {
+        if (auto at = target.find(key); at != std::string_view::npos) {
+            const auto start = at + 7;
+            return std::string(target.substr(start, target.find('&', start) - start));
+        }
+    }
+    return {};
+}
+
+// Reads client messages until the client goes away or a message is invalid.
+net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, auth::VerifiedToken token) {
+    beast::flat_buffer buffer;
+    for (;;) {
+        buffer.clear();
+        auto [ec, n] = co_await ws.async_read(buffer, kTuple);
+        if (ec) {
+            if (ec == websocket::error::message_too_big) {
+                pump.fail({ErrorCode::kMessageTooLarge,
+                           fmt::format("a WebSocket message is over {} bytes", shared.options.max_message_bytes)});
+            } else {
+                pump.abort();
+            }
+            co_return;
+        }
+        if (pump.state() != Pump::State::kRunning) {
+            co_return;
+        }
+        const auto text = beast::buffers_to_string(buffer.data());
+        auto message = protocol::wire::parse_client_message(text, shared.options.max_message_bytes);
+        if (!message) {
+            pump.fail(message.status());
+            co_return;
+        }
+        std::vector<std::string> lines;
+        if (auto* sync = std::get_if<protocol::wire::SyncRequestMessage>(&message.value())) {
+            auto session = sync::SyncSession::create(shared.deps.rules, token, std::move(sync->request),
+                                                     shared.options.session, shared.now());
+            if (!session) {
+                pump.fail(session.status());
+                co_return;
+            }
+            pump.set_session(std::move(session).value(), {});
+        } else if (auto* fresh = std::get_if<protocol::wire::TokenMessage>(&message.value())) {
+            auto verified = shared.deps.verifier->verify(fresh->token);
+            if (!verified) {
+                shared.stats.auth_failures++;
+                pump.fail(verified.status());
+                co_return;
+            }
+            token = verified.value();
+            if (auto* session = pump.session()) {
+                if (auto status = session->replace_token(std::move(verified).value(), shared.now(), lines); !status) {
+                    pump.fail(status);
+                    co_return;
+                }
+                pump.push(lines);
+            }
+        } else if (auto* update = std::get_if<protocol::wire::UpdateSubscriptionsMessage>(&message.value())) {
+            // A new subscription list restarts the stream with a new full checkpoint.
+            protocol::wire::SyncRequest request = pump.session() ? pump.session()->request() : protocol::wire::SyncRequest{};
+            request.streams = std::move(update->streams);
+            auto session = sync::SyncSession::create(shared.deps.rules, token, std::move(request),
+                                                     shared.options.session, shared.now());
+            if (!session) {
+                pump.fail(session.status());
+                co_return;
+            }
+            pump.set_session(std::move(session).value(), {});
+        } else if (auto* upload = std::get_if<protocol::wire::UploadMessage>(&message.value())) {
+            std::string line = R"({"upload_error":{"upload_id":)";
+            protocol::wire::append_json_string(line, upload->upload_id);
+            line += R"(,"code":"SL5015","description":)";
+            protocol::wire::append_json_string(line, protocol::error_info(ErrorCode::kUploadNotSupported).cause);
+            line += "}}";
+            lines.push_back(std::move(line));
+            pump.push(lines);
+        }
+    }
+}
+
+}  // namespace
+
+net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Request request) {
+    auto reject = [&](const Status& status) -> net::awaitable<void> {  // never pass it a temporary (g++ 12 coroutines)
+        if (status_for(status.code()) == bhttp::status::unauthorized) {
+            shared.stats.auth_failures++;
+        }
+        bhttp::response<bhttp::string_body> res{status_for(status.code()), request.version()};
+        res.set(bhttp::field::server, "sluice");
+        res.set(bhttp::field::content_type, "application/json");
+        add_cors(shared, request, res.base());
+        res.keep_alive(false);
+        res.body() = error_body(status);
+        res.prepare_payload();
+        auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+        (void)ec;
+    };
+    const auto authorization = token_from(request);
+    if (authorization.empty()) {
+        const Status missing{ErrorCode::kAuthMissing, "no token: send Authorization: Bearer <jwt> or ?token=<jwt>"};
+        co_await reject(missing);
+        co_return;
+    }
+    auto token = shared.deps.verifier->verify(authorization);
+    if (!token) {
+        co_await reject(token.status());
+        co_return;
+    }
+    auto slot = SessionSlot::acquire(shared, token->user_id);
+    if (!slot) {
+        co_await reject(slot.status());
+        co_return;
+    }
+
+    WebSocket ws(std::move(stream));
+    beast::get_lowest_layer(ws).expires_never();
+    ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws.set_option(websocket::stream_base::decorator([&shared, &request](websocket::response_type& res) {
+        res.set(bhttp::field::server, "sluice");
+        add_cors(shared, request, res.base());
+    }));
+    ws.read_message_max(shared.options.max_message_bytes);
+    auto [aec] = co_await ws.async_accept(request, kTuple);
+    if (aec) {
+        co_return;
+    }
+    ws.text(true);
+
+    auto executor = co_await net::this_coro::executor;
+    auto pump = std::make_shared<Pump>(
+        shared, executor,
+        [&ws](std::deque<std::string>& lines) -> net::awaitable<beast::error_code> {
+            for (const auto& line : lines) {
+                auto [ec, n] = co_await ws.async_write(net::buffer(line), kTuple);
+                if (ec) {
+                    co_return ec;
+                }
+            }
+            co_return beast::error_code{};
+        },
+        [&ws] {
+            beast::error_code ignored;
+            beast::get_lowest_layer(ws).socket().close(ignored);
+        },
+        false);
+    ConnectionGuard guard(shared, [executor, weak = std::weak_ptr<Pump>(pump)] {
+        net::post(executor, [weak] {
+            if (auto p = weak.lock()) {
+                p->abort();
+            }
+        });
+    });
+    auto reader = [&]() -> net::awaitable<void> {
+        co_await read_messages(shared, ws, *pump, token.value());
+    };
+    auto pump_then_close = [&]() -> net::awaitable<void> {
+        co_await pump->run();
+        // The stream ended (token expired, error, too slow): close so the reader returns.
+        if (beast::get_lowest_layer(ws).socket().is_open()) {
+            auto [cec] = co_await ws.async_close(websocket::close_code::normal, kTuple);
+            if (cec) {
+                beast::error_code ignored;
+                beast::get_lowest_layer(ws).socket().close(ignored);
+            }
+        }
+    };
+    co_await (reader() && pump_then_close());
+    kLog.debug("websocket session user={} ended", token->user_id);
+}
+
+}  // namespace sluice::http::detail
