@@ -99,6 +99,7 @@ struct BucketWriter::Impl {
     std::vector<PendingOp> ops;
     std::unordered_map<std::string, BucketDelta> deltas;
     std::size_t ops_in_batch = 0;
+    bool lookups_changed = false;  // the batch changed the lookup index (bucket sets may differ now)
     bool any_checkpoint = false;  // a checkpoint row exists (the first one is written even without ops)
 
     Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {}
@@ -201,7 +202,9 @@ struct BucketWriter::Impl {
         state.slots = std::move(new_slots);
         state.exists = change.kind == ChangeKind::kUpsert;
         state.data = state.exists ? change.stored : std::string();
-        state.lookups = state.exists ? change.lookups : std::vector<core::LookupValue>{};
+        auto lookups = state.exists ? change.lookups : std::vector<core::LookupValue>{};
+        lookups_changed = lookups_changed || lookups != state.lookups;
+        state.lookups = std::move(lookups);
         state.dirty = true;
     }
 
@@ -314,6 +317,7 @@ struct BucketWriter::Impl {
         ops.clear();
         deltas.clear();
         ops_in_batch = 0;
+        lookups_changed = false;
     }
 };
 
@@ -417,12 +421,18 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
     return guarded(*m_impl, "committing a checkpoint", [&]() -> R {
         auto& impl = *m_impl;
         impl.flush();
+        if (impl.ops_in_batch == 0 && impl.lookups_changed && visibility == Visibility::kVisible) {
+            // A grant or revoke alone writes no op, yet changes who gets which buckets: it needs a
+            // checkpoint of its own, and checkpoints are keyed by op_id, so it takes one.
+            ++impl.next_op_id;
+        }
         CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};
         auto& w = impl.work();
         if (visibility == Visibility::kHidden) {
             w.commit();
             impl.tx.reset();
             impl.ops_in_batch = 0;
+            impl.lookups_changed = false;
             return checkpoint;
         }
         const bool new_checkpoint =
@@ -447,6 +457,7 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
         }
         impl.durable_lsn = lsn;
         impl.ops_in_batch = 0;
+        impl.lookups_changed = false;
         return checkpoint;
     });
 }

@@ -152,7 +152,14 @@ TEST_CASE("lookup entries follow their source row") {
 
     s.put("share2", {}, {{"lists/0[\"carol\"]", "[\"l2\"]"}});  // re-shared to carol only
     s.remove("share1");
-    s.commit(20);
+    const auto before_revoke = s.reader->latest_checkpoint().value()->op_id;
+    const auto after_revoke = s.commit(20);
+    // No op was written, but bucket sets changed: clients need a new checkpoint to see it.
+    CHECK(after_revoke > before_revoke);
+    CHECK(s.reader->latest_checkpoint().value()->op_id == after_revoke);
+    // Rewriting the same lookups changes nothing, and needs no checkpoint.
+    s.put("share2", {}, {{"lists/0[\"carol\"]", "[\"l2\"]"}});
+    CHECK(s.commit(30) == after_revoke);
     auto after = s.reader->lookup(keys);
     REQUIRE(after.is_ok());
     CHECK(after.value()[0].empty());
