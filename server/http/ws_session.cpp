@@ -105,6 +105,36 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
     }
 }
 
+// Admission before the upgrade: the verified token and a connection slot, or why not. A plain
+// function on purpose: g++ 12 destroys non-trivial locals declared in branches of a coroutine twice.
+struct Admission {
+    Status failure;
+    std::optional<auth::VerifiedToken> token;
+    std::unique_ptr<SessionSlot> slot;
+};
+
+Admission admit(Shared& shared, const Request& request) {
+    Admission out;
+    const auto authorization = token_from(request);
+    if (authorization.empty()) {
+        out.failure = Status{ErrorCode::kAuthMissing, "no token: send Authorization: Bearer <jwt> or ?token=<jwt>"};
+        return out;
+    }
+    auto token = shared.deps.verifier->verify(authorization);
+    if (!token) {
+        out.failure = token.status();
+        return out;
+    }
+    auto slot = SessionSlot::acquire(shared, token->user_id);
+    if (!slot) {
+        out.failure = slot.status();
+        return out;
+    }
+    out.token = std::move(token).value();
+    out.slot = std::move(slot).value();
+    return out;
+}
+
 }  // namespace
 
 net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Request request) {
@@ -122,22 +152,12 @@ net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Req
         auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
         (void)ec;
     };
-    const auto authorization = token_from(request);
-    if (authorization.empty()) {
-        const Status missing{ErrorCode::kAuthMissing, "no token: send Authorization: Bearer <jwt> or ?token=<jwt>"};
-        co_await reject(missing);
+    Admission admission = admit(shared, request);
+    if (!admission.failure.is_ok()) {
+        co_await reject(admission.failure);
         co_return;
     }
-    auto token = shared.deps.verifier->verify(authorization);
-    if (!token) {
-        co_await reject(token.status());
-        co_return;
-    }
-    auto slot = SessionSlot::acquire(shared, token->user_id);
-    if (!slot) {
-        co_await reject(slot.status());
-        co_return;
-    }
+    const auth::VerifiedToken& token = *admission.token;
 
     WebSocket ws(std::move(stream));
     beast::get_lowest_layer(ws).expires_never();
@@ -178,7 +198,7 @@ net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Req
         });
     });
     auto reader = [&]() -> net::awaitable<void> {
-        co_await read_messages(shared, ws, *pump, token.value());
+        co_await read_messages(shared, ws, *pump, token);
     };
     auto pump_then_close = [&]() -> net::awaitable<void> {
         co_await pump->run();
@@ -192,7 +212,7 @@ net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Req
         }
     };
     co_await (reader() && pump_then_close());
-    kLog.debug("websocket session user={} ended", token->user_id);
+    kLog.debug("websocket session user={} ended", token.user_id);
 }
 
 }  // namespace sluice::http::detail
