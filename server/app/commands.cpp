@@ -21,6 +21,7 @@
 #include "config/sync_rules_check.h"
 #include "migrations/migrations.h"
 #include "server/core/log.h"
+#include "server/core/text_file.h"
 #include "server/core/service_notify.h"
 #include "server/app/replicator.h"
 #include "server/auth/token_verifier.h"
@@ -37,15 +38,7 @@ using protocol::ErrorCode;
 
 const core::Logger kLog("app");
 
-std::optional<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return std::nullopt;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return std::move(text).str();
-}
+std::optional<std::string> read_file(const std::string& path) { return core::read_text_file(path); }
 
 std::optional<std::string> real_env(std::string_view name) {
     const char* value = std::getenv(std::string(name).c_str());

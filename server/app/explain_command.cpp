@@ -3,6 +3,8 @@
 // rules from sluice.yaml and resolves lookups from the live index in bucket storage.
 #include "server/app/explain_command.h"
 
+#include "server/core/text_file.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -57,15 +59,7 @@ Examples:
   sluice explain -c sluice.yaml --claims '{"sub":"u1"}'
 )";
 
-std::optional<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return std::nullopt;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return std::move(text).str();
-}
+std::optional<std::string> read_file(const std::string& path) { return core::read_text_file(path); }
 
 // JSON text of an argument: inline, or @file.
 std::optional<std::string> json_arg(std::string_view arg) {
