@@ -11,6 +11,7 @@
 #   SLUICE_PG_WAL_LEVEL  wal_level (default logical; tests start a second cluster with replica)
 #   SLUICE_PG_SLOTS      max_replication_slots and max_wal_senders (default 20)
 #   SLUICE_PG_DURABLE    1 keeps fsync on (for tests that kill Postgres); default off, for speed
+#   SLUICE_PG_EXTRA_CONF more postgresql.conf lines, e.g. "max_slot_wal_keep_size = 1MB"
 #
 # Authentication: trust on 127.0.0.1, except roles in group sluice_password_users, which must give
 # a password (tests of bad-password handling use that).
@@ -80,6 +81,7 @@ fsync = ${fsync}
 synchronous_commit = ${fsync}
 full_page_writes = ${fsync}
 log_min_messages = warning
+${SLUICE_PG_EXTRA_CONF:-}
 CONF
 }
 

@@ -173,6 +173,27 @@ private:
     std::vector<core::EvaluatedChange> m_out;
 };
 
+// The slot is lost: every stored row goes (REMOVE ops, hidden from clients like the snapshot that
+// follows, so they see one change from the old state to the new) and the snapshot starts again.
+Status start_over(PgConnection& source, storage::BucketWriter& writer, bool drop_slot, const std::string& slot) {
+    if (drop_slot) {
+        auto dropped = source.query("SELECT pg_drop_replication_slot(" + replication::quote_literal(slot) + ")");
+        if (!dropped) {
+            return dropped.status();
+        }
+    }
+    auto tables = writer.stored_tables();
+    if (!tables) {
+        return tables.status();
+    }
+    for (const auto& table : tables.value()) {
+        SLUICE_TRY(writer.truncate(table));
+    }
+    SLUICE_TRY(writer.reset_snapshot());
+    auto committed = writer.commit(Lsn{}, storage::Visibility::kHidden);
+    return committed ? Status::ok() : committed.status();
+}
+
 }  // namespace
 
 Replicator::Replicator(ReplicatorConfig config) : m_config(std::move(config)) {}
@@ -200,6 +221,22 @@ Status Replicator::run(const std::atomic<bool>& stop) {
     auto progress = writer.progress();
     if (!progress) {
         return progress.status();
+    }
+    if (progress->snapshot_done) {
+        auto slot_state = source.value().query("SELECT wal_status FROM pg_replication_slots WHERE slot_name = " +
+                                               replication::quote_literal(m_config.slot));
+        if (!slot_state) {
+            return slot_state.status();
+        }
+        const bool missing = slot_state.value().empty();
+        if (missing || slot_state.value()[0][0].value_or("") == "lost") {
+            log.error("replication slot {}: the changes since {} cannot be streamed any more; recreating the slot "
+                      "and snapshotting every table again (clients keep the current data until it has converged)",
+                      missing ? "is gone" : "was invalidated by Postgres (wal_status = lost)",
+                      progress->durable_lsn.to_string());
+            SLUICE_TRY(start_over(source.value(), writer, !missing, m_config.slot));
+            progress->snapshot_done = false;
+        }
     }
     if (!progress->snapshot_done) {
         auto replication = PgConnection::open(m_config.source_conninfo, ConnectionKind::kReplication, 10,

@@ -506,6 +506,27 @@ protocol::Status BucketWriter::record_table_progress(const std::string& table, c
     });
 }
 
+protocol::Result<std::vector<std::string>> BucketWriter::stored_tables() {
+    using R = protocol::Result<std::vector<std::string>>;
+    return guarded(*m_impl, "listing stored tables", [&]() -> R {
+        std::vector<std::string> tables;
+        for (const auto& r : m_impl->work().exec("SELECT DISTINCT source_table FROM sluice.current_rows")) {
+            tables.push_back(r[0].as<std::string>());
+        }
+        return tables;
+    });
+}
+
+protocol::Status BucketWriter::reset_snapshot() {
+    return guarded(*m_impl, "resetting the snapshot", [&]() -> Status {
+        auto& w = m_impl->work();
+        w.exec_params0("DELETE FROM sluice.snapshot_progress WHERE slot_name = $1", m_impl->options.slot_name);
+        w.exec_params0("UPDATE sluice.replication_state SET snapshot_done = false WHERE slot_name = $1",
+                       m_impl->options.slot_name);
+        return Status::ok();
+    });
+}
+
 protocol::Status BucketWriter::finish_snapshot(protocol::Lsn durable, protocol::Lsn visible_from) {
     return guarded(*m_impl, "finishing the snapshot", [&]() -> Status {
         m_impl->work().exec_params0(

@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "protocol/lsn.h"
 #include "protocol/status.h"
@@ -75,6 +76,10 @@ public:
     [[nodiscard]] protocol::Result<TableSnapshotProgress> table_progress(const std::string& table);
     [[nodiscard]] protocol::Status record_table_progress(const std::string& table, const TableSnapshotProgress& p,
                                                          std::int64_t rows_estimated);
+    // Tables with stored rows.
+    [[nodiscard]] protocol::Result<std::vector<std::string>> stored_tables();
+    // Forgets snapshot progress and marks the snapshot not done (the slot is gone: snapshot again).
+    [[nodiscard]] protocol::Status reset_snapshot();
     // Marks the snapshot done; checkpoints become visible once the stream reaches `visible_from`.
     [[nodiscard]] protocol::Status finish_snapshot(protocol::Lsn durable, protocol::Lsn visible_from);
     // Drops the open batch (after an error upstream).

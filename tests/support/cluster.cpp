@@ -33,8 +33,8 @@ ScratchCluster::~ScratchCluster() { std::system(script("wipe").c_str()); }
 std::string ScratchCluster::script(const std::string& command) const {
     return fmt::format(
         "SLUICE_PG_PORT={0} SLUICE_PG_DIR=/tmp/sluice-scratch-pg-{0} SLUICE_PG_WAL_LEVEL={1} SLUICE_PG_SLOTS={2} "
-        "{3}/deploy/dev-postgres.sh {4}",
-        m_settings.port, m_settings.wal_level, m_settings.slots, SLUICE_SOURCE_DIR, command);
+        "SLUICE_PG_EXTRA_CONF='{5}' {3}/deploy/dev-postgres.sh {4}",
+        m_settings.port, m_settings.wal_level, m_settings.slots, SLUICE_SOURCE_DIR, command, m_settings.extra_conf);
 }
 
 }  // namespace sluice::test

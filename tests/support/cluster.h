@@ -10,6 +10,7 @@ struct ClusterSettings {
     int port;                          // unique per test case: ctest runs cases in parallel
     std::string wal_level = "logical";
     int slots = 20;                    // max_replication_slots and max_wal_senders
+    std::string extra_conf;            // more postgresql.conf lines
 };
 
 class ScratchCluster {

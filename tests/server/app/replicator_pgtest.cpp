@@ -10,6 +10,7 @@
 #include "migrations/migrations.h"
 #include "server/app/replicator.h"
 #include "server/storage/migrator.h"
+#include "tests/support/cluster.h"
 #include "tests/support/demo_oracle.h"
 #include "tests/support/pg.h"
 
@@ -152,4 +153,47 @@ TEST_CASE("a heartbeat advances the durable LSN while only unpublished tables ch
         }
     }
     CHECK(passed);
+}
+
+TEST_CASE("an invalidated slot is recreated and every table snapshotted again, without stale rows") {
+    sluice::test::ScratchCluster cluster({.port = 54364, .extra_conf = "max_slot_wal_keep_size = 1MB"});
+    const auto source = sluice::test::with_database(cluster.uri(), "postgres");
+    sluice::test::exec_sql(cluster.uri(), "CREATE DATABASE store");
+    const auto storage = sluice::test::with_database(cluster.uri(), "store");
+    sluice::test::create_demo_schema(source);
+    {
+        pqxx::connection c(storage);
+        REQUIRE(sluice::storage::migrate(c, sluice::migrations::embedded()).is_ok());
+    }
+    const auto rules = sluice::test::demo_rules();
+    sluice::app::ReplicatorConfig config;
+    config.source_conninfo = source;
+    config.storage_conninfo = storage;
+    config.slot = "lost_slot";
+    config.publication = "lost_pub";
+    config.rules = rules;
+    sluice::test::DemoWorkload workload(source, 21);
+    workload.run(100);
+    {
+        Running replicator(config);
+        workload.insert_user("marker1");
+        REQUIRE(sluice::test::wait_for_marker(storage, "marker1"));
+    }
+    workload.run(200);  // deletes and moves the old slot will never deliver
+    // Write WAL until Postgres gives up on the idle slot.
+    pqxx::connection admin(source);
+    bool lost = false;
+    for (int round = 0; round < 50 && !lost; ++round) {
+        pqxx::nontransaction tx(admin);
+        tx.exec("CREATE TABLE IF NOT EXISTS ballast (x text); INSERT INTO ballast SELECT repeat('x', 200) FROM "
+                "generate_series(1, 20000); SELECT pg_switch_wal(); CHECKPOINT;");
+        lost = tx.exec1("SELECT wal_status = 'lost' FROM pg_replication_slots WHERE slot_name = 'lost_slot'")[0]
+                   .as<bool>();
+    }
+    REQUIRE(lost);
+    Running replicator(config);
+    workload.run(50);
+    workload.insert_user("marker2");
+    REQUIRE(sluice::test::wait_for_marker(storage, "marker2"));
+    CHECK(sluice::test::compare_every_user(*rules, storage, source) == "");
 }
