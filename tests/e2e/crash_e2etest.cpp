@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
 
+#include "tests/support/cluster.h"
 #include "tests/support/demo_oracle.h"
 #include "tests/support/pg.h"
 #include "tests/support/process.h"
@@ -135,4 +136,39 @@ TEST_CASE("SIGKILL while streaming a random workload, restart: storage converges
     CHECK(sluice::test::compare_every_user(*sluice::test::demo_rules(), d.storage, d.source) == "");
     sluice->send_signal(SIGTERM);
     CHECK(sluice->wait_exit() == 0);
+}
+
+TEST_CASE("Postgres restarts under a running sluice: it reconnects and converges") {
+    sluice::test::ScratchCluster cluster({.port = 54365});
+    const auto source = sluice::test::with_database(cluster.uri(), "postgres");
+    const auto storage = sluice::test::with_database(cluster.uri(), "restart_store");
+    sluice::test::create_demo_schema(source);
+    const fs::path dir = fs::temp_directory_path() / "sluice-pg-restart";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::copy_file(fs::path(SLUICE_SOURCE_DIR) / "deploy" / "demo" / "sync-rules.yaml", dir / "sync-rules.yaml");
+    const auto config = (dir / "sluice.yaml").string();
+    std::ofstream(config) << "source:\n  uri: \"" << source << "\"\n  slot: restart_slot\n"
+                          << "storage:\n  database: restart_store\n  create_database: true\n"
+                          << "server:\n  listen_address: 127.0.0.1\n  port: 0\n"
+                          << "auth:\n  audience: [t]\n  keys:\n    - {kid: k, alg: HS256, secret: s}\n"
+                          << "logging:\n  level: warn\n";
+    sluice::test::ServiceProcess sluice({sluice::test::sluice_binary(), "run", "-c", config});
+    REQUIRE(sluice.wait_for_notification("READY=1"));
+    {
+        sluice::test::DemoWorkload workload(source, 41);
+        workload.run(100);
+        workload.insert_user("marker1");
+        REQUIRE(sluice::test::wait_for_marker(storage, "marker1"));
+        workload.run(50);  // some of these may be in flight when Postgres goes down
+    }
+    cluster.restart();
+    sluice::test::DemoWorkload workload(source, 42);
+    workload.run(100);
+    workload.insert_user("marker2");
+    REQUIRE(sluice::test::wait_for_marker(storage, "marker2"));
+    CHECK(sluice::test::compare_every_user(*sluice::test::demo_rules(), storage, source) == "");
+    sluice.send_signal(SIGTERM);
+    CHECK(sluice.wait_exit() == 0);
+    fs::remove_all(dir);
 }

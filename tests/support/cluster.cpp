@@ -28,6 +28,12 @@ ScratchCluster::ScratchCluster(ClusterSettings settings) : m_settings(std::move(
     }
 }
 
+void ScratchCluster::restart() const {
+    if (std::system((script("stop") + " && " + script("start") + " >/dev/null").c_str()) != 0) {
+        throw std::runtime_error("scratch cluster failed to restart");
+    }
+}
+
 ScratchCluster::~ScratchCluster() { std::system(script("wipe").c_str()); }
 
 std::string ScratchCluster::script(const std::string& command) const {

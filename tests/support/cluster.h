@@ -10,7 +10,7 @@ struct ClusterSettings {
     int port;                          // unique per test case: ctest runs cases in parallel
     std::string wal_level = "logical";
     int slots = 20;                    // max_replication_slots and max_wal_senders
-    std::string extra_conf;            // more postgresql.conf lines
+    std::string extra_conf{};          // more postgresql.conf lines
 };
 
 class ScratchCluster {
@@ -21,6 +21,8 @@ public:
     ScratchCluster& operator=(const ScratchCluster&) = delete;
 
     [[nodiscard]] const std::string& uri() const { return m_uri; }
+    // Stops Postgres (fast shutdown: clients are disconnected) and starts it again on the same data.
+    void restart() const;
 
 private:
     std::string script(const std::string& command) const;
