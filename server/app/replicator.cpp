@@ -2,6 +2,7 @@
 #include "server/app/replicator.h"
 
 #include <chrono>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -115,19 +116,24 @@ private:
 // Applies streamed transactions to storage.
 class TransactionApplier {
 public:
-    TransactionApplier(storage::BucketWriter& writer, router::Router& router)
-        : m_writer(writer), m_router(router) {}
+    TransactionApplier(storage::BucketWriter& writer, router::Router& router, PgConnection& source)
+        : m_writer(writer), m_router(router), m_source(source) {}
 
     Status apply(const replication::SourceTransaction& txn) {
         // One query loads the stored state of every row the transaction touches.
         m_keys.clear();
         for (const auto& change : txn.changes) {
             if (const auto* row = std::get_if<replication::RowChange>(&change)) {
+                auto relation = keyed(row->relation);
+                if (!relation) {
+                    return relation.status();
+                }
+                const auto& r = *relation.value();
                 if (!row->new_tuple.empty()) {
-                    m_keys.push_back({router::table_name(*row->relation), router::row_key(*row->relation, row->new_tuple)});
+                    m_keys.push_back({router::table_name(r), router::row_key(r, row->new_tuple)});
                 }
                 if (!row->old_tuple.empty()) {
-                    m_keys.push_back({router::table_name(*row->relation), router::row_key(*row->relation, row->old_tuple)});
+                    m_keys.push_back({router::table_name(r), router::row_key(r, row->old_tuple)});
                 }
             }
         }
@@ -147,19 +153,37 @@ public:
     }
 
 private:
+    // The relation with storage's key columns (see replication::key_by_primary_key), cached per
+    // relation version.
+    protocol::Result<replication::RelationPtr> keyed(const replication::RelationPtr& relation) {
+        if (auto it = m_keyed.find(relation.get()); it != m_keyed.end() && it->second.first == relation) {
+            return it->second.second;
+        }
+        auto result = replication::key_by_primary_key(m_source, relation);
+        if (result) {
+            m_keyed[relation.get()] = {relation, result.value()};
+        }
+        return result;
+    }
+
     Status apply_row(const replication::RowChange& row, const router::StoredRowLookup& stored) {
         using Kind = replication::RowChange::Kind;
         m_out.clear();
+        auto keyed_relation = keyed(row.relation);
+        if (!keyed_relation) {
+            return keyed_relation.status();
+        }
+        const auto& relation = *keyed_relation.value();
         if (row.kind == Kind::kInsert) {
-            auto change = m_router.upsert(*row.relation, row.new_tuple);
+            auto change = m_router.upsert(relation, row.new_tuple);
             if (!change) {
                 return change.status();
             }
             m_out.push_back(std::move(change).value());
         } else if (row.kind == Kind::kUpdate) {
-            SLUICE_TRY(m_router.update(*row.relation, row.old_kind, row.old_tuple, row.new_tuple, stored, m_out));
+            SLUICE_TRY(m_router.update(relation, row.old_kind, row.old_tuple, row.new_tuple, stored, m_out));
         } else {
-            m_out.push_back(router::Router::remove(*row.relation, row.old_tuple));
+            m_out.push_back(router::Router::remove(relation, row.old_tuple));
         }
         for (const auto& change : m_out) {
             SLUICE_TRY(m_writer.apply(change));
@@ -169,6 +193,9 @@ private:
 
     storage::BucketWriter& m_writer;
     router::Router& m_router;
+    PgConnection& m_source;
+    // Relation version -> (that version, keyed copy); holding the version keeps its address unique.
+    std::unordered_map<const pg::Relation*, std::pair<replication::RelationPtr, replication::RelationPtr>> m_keyed;
     std::vector<core::RowKey> m_keys;
     std::vector<core::EvaluatedChange> m_out;
 };
@@ -296,7 +323,7 @@ Status Replicator::run(const std::atomic<bool>& stop) {
     stream_config.max_chunk_changes = m_config.max_chunk_changes;
     replication::ReplicationStream stream(stream_config, queue);
     stream.start();
-    TransactionApplier applier(writer, router);
+    TransactionApplier applier(writer, router, source.value());
     Status result;
     auto last_activity = std::chrono::steady_clock::now();
     while (!stop.load()) {

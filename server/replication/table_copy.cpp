@@ -93,7 +93,37 @@ protocol::Result<TableDescription> describe_table(PgConnection& connection, cons
                                   schema, name, qualified(out.relation)));
     }
     out.order_columns = !primary.empty() ? primary : identity_index;
+    // A row's identity in storage is its primary key when the replica identity is FULL: then
+    // switching between DEFAULT and FULL keeps every stored row's key (see key_by_primary_key).
+    if (out.relation.identity == pg::ReplicaIdentity::kFull && !primary.empty()) {
+        for (std::size_t i = 0; i < out.relation.columns.size(); ++i) {
+            out.relation.columns[i].is_key = std::find(primary.begin(), primary.end(), i) != primary.end();
+        }
+    }
     return out;
+}
+
+protocol::Result<std::shared_ptr<const pg::Relation>> key_by_primary_key(
+    PgConnection& connection, const std::shared_ptr<const pg::Relation>& relation) {
+    if (relation->identity != pg::ReplicaIdentity::kFull) {
+        return relation;
+    }
+    auto rows = connection.query(fmt::format(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+        "WHERE i.indrelid = {} AND i.indisprimary",
+        relation->id));
+    if (!rows) {
+        return rows.status();
+    }
+    if (rows.value().empty()) {
+        return relation;  // no primary key: the whole row is the identity
+    }
+    auto keyed = std::make_shared<pg::Relation>(*relation);
+    for (auto& column : keyed->columns) {
+        column.is_key = std::any_of(rows.value().begin(), rows.value().end(),
+                                    [&](const auto& r) { return r[0].value_or("") == column.name; });
+    }
+    return std::shared_ptr<const pg::Relation>(std::move(keyed));
 }
 
 protocol::Result<CopyChunk> copy_chunk(PgConnection& connection, const TableDescription& table,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,12 @@ struct TableDescription {
 // Describes "schema.table" the way pgoutput would in a Relation message. Errors name the table and
 // the fix when it has no usable replica identity.
 [[nodiscard]] protocol::Result<TableDescription> describe_table(PgConnection& connection, const std::string& table);
+
+// The relation with its key columns set the way storage identifies rows: the primary key when the
+// replica identity is FULL and a primary key exists (pgoutput then flags every column), otherwise as
+// pgoutput flags them. So a switch between DEFAULT and FULL identity keeps rows' keys.
+[[nodiscard]] protocol::Result<std::shared_ptr<const protocol::pgoutput::Relation>> key_by_primary_key(
+    PgConnection& connection, const std::shared_ptr<const protocol::pgoutput::Relation>& relation);
 
 struct CopyChunk {
     std::vector<protocol::pgoutput::Tuple> rows;  // text datums, relation column order

@@ -139,7 +139,13 @@ Status Router::update(const pg::Relation& relation, pg::OldTupleKind old_kind, c
                       const pg::Tuple& new_tuple, const StoredRowLookup& stored,
                       std::vector<core::EvaluatedChange>& out) {
     const std::string new_key = row_key(relation, new_tuple);
-    const std::string old_key = old_tuple.empty() ? new_key : row_key(relation, old_tuple);
+    // An old tuple without the key columns (a key-only old tuple of another identity) says nothing
+    // about the key: it did not change.
+    bool old_has_key = !old_tuple.empty();
+    for (std::size_t i = 0; old_has_key && i < relation.columns.size() && i < old_tuple.size(); ++i) {
+        old_has_key = !relation.columns[i].is_key || old_tuple[i].kind == pg::DatumKind::kText;
+    }
+    const std::string old_key = old_has_key ? row_key(relation, old_tuple) : new_key;
     const bool toast = std::any_of(new_tuple.begin(), new_tuple.end(),
                                    [](const pg::Datum& d) { return d.kind == pg::DatumKind::kUnchangedToast; });
     pg::Tuple tuple;

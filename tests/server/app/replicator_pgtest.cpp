@@ -228,3 +228,25 @@ TEST_CASE("schema changes while streaming: added, changed and dropped columns re
         }
     }
 }
+
+TEST_CASE("replica identity switched between DEFAULT and FULL while streaming keeps every row's identity") {
+    Fixture f("identity_switch");
+    sluice::test::exec_sql(f.source, "ALTER TABLE list_shares REPLICA IDENTITY FULL");  // snapshotted under FULL
+    sluice::test::DemoWorkload workload(f.source, 51);
+    workload.run(80);
+    Running replicator(f.config());
+    workload.run(40);
+    workload.insert_user("marker1");
+    wait_for_marker(f, "marker1");
+    sluice::test::exec_sql(f.source, "ALTER TABLE todos REPLICA IDENTITY FULL; ALTER TABLE lists REPLICA IDENTITY FULL");
+    workload.run(120);
+    workload.insert_user("marker2");
+    wait_for_marker(f, "marker2");
+    check_every_user(f);
+    sluice::test::exec_sql(f.source,
+                           "ALTER TABLE todos REPLICA IDENTITY DEFAULT; ALTER TABLE list_shares REPLICA IDENTITY DEFAULT");
+    workload.run(120);
+    workload.insert_user("marker3");
+    wait_for_marker(f, "marker3");
+    check_every_user(f);
+}
