@@ -151,6 +151,9 @@ const std::vector<Field>& schema() {
         f.push_back(bool_field("storage.create_database", "false",
                                "create the storage database at start-up when it does not exist",
                                [](Config& c, std::size_t) -> auto& { return c.storage.create_database; }));
+        f.push_back(int_field("storage.compact_interval_seconds", "3600", 0, 7 * 86400,
+                              "how often `sluice run` compacts bucket storage (0: never; `sluice compact` does it on demand)",
+                              [](Config& c, std::size_t) -> auto& { return c.storage.compact_interval_seconds; }));
         // server
         f.push_back(string_field("server.listen_address", "0.0.0.0", Required::kNo, "address to listen on",
                                  [](Config& c, std::size_t) -> auto& { return c.server.listen_address; }));

@@ -40,6 +40,7 @@ struct StorageConfig {
     std::string uri;       // empty: the source's server, database `database`
     std::string database;  // used only when uri is empty
     bool create_database = false;
+    std::int64_t compact_interval_seconds = 0;
 };
 
 struct TlsConfig {

@@ -29,6 +29,7 @@
 #include "server/storage/checkpoint_listener.h"
 #include "server/replication/preflight.h"
 #include "server/storage/database.h"
+#include "server/storage/compactor.h"
 #include "server/storage/migrator.h"
 
 namespace sluice::app {
@@ -144,6 +145,47 @@ private:
     std::thread m_thread;
 };
 
+// Compacts bucket storage every `interval` until destroyed.
+class PeriodicCompaction {
+public:
+    PeriodicCompaction(std::string conninfo, std::chrono::seconds interval)
+        : m_conninfo(std::move(conninfo)), m_interval(interval) {
+        m_thread = std::thread([this] { loop(); });
+    }
+    ~PeriodicCompaction() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stop = true;
+        }
+        m_wake.notify_all();
+        m_thread.join();
+    }
+    PeriodicCompaction(const PeriodicCompaction&) = delete;
+    PeriodicCompaction& operator=(const PeriodicCompaction&) = delete;
+
+private:
+    void loop() {
+        std::unique_lock lock(m_mutex);
+        while (!m_wake.wait_for(lock, m_interval, [this] { return m_stop; })) {
+            lock.unlock();
+            auto connection = storage::connect_storage(m_conninfo, storage::CreateDatabase::kNo);
+            auto report = connection ? storage::compact(*connection.value())
+                                     : protocol::Result<storage::CompactionReport>(connection.status());
+            if (!report) {
+                kLog.warn("scheduled compaction failed: {}", report.status().to_string());
+            }
+            lock.lock();
+        }
+    }
+
+    std::string m_conninfo;
+    std::chrono::seconds m_interval;
+    std::mutex m_mutex;  // guards m_stop; with m_wake interrupts the wait
+    std::condition_variable m_wake;
+    bool m_stop = false;
+    std::thread m_thread;
+};
+
 void apply_logging(const config::LoggingConfig& logging) {
     core::set_log_level(static_cast<core::LogLevel>(logging.level));
     core::set_log_format(logging.format == config::LogFormat::kJson ? core::LogFormat::kJson : core::LogFormat::kText);
@@ -225,6 +267,28 @@ int migrate_command(const CommandOptions& options) {
     return prepare_storage(*config, create ? storage::CreateDatabase::kYes : storage::CreateDatabase::kNo) ? 0 : 1;
 }
 
+int compact_command(const CommandOptions& options) {
+    auto config = load_config_file(options.config_path);
+    if (!config) {
+        return 1;
+    }
+    apply_logging(config->logging);
+    auto conninfo = storage::storage_conninfo(*config);
+    auto connection = conninfo ? storage::connect_storage(conninfo.value(), storage::CreateDatabase::kNo)
+                               : protocol::Result<std::unique_ptr<pqxx::connection>>(conninfo.status());
+    if (!connection) {
+        kLog.error("{}", connection.status().to_string());
+        return 1;
+    }
+    auto report = storage::compact(*connection.value());
+    if (!report) {
+        kLog.error("{}", report.status().to_string());
+        return 1;
+    }
+    fmt::print("compacted {} bucket(s): {} op(s) superseded\n", report->buckets, report->moved);
+    return 0;
+}
+
 int run_command(const CommandOptions& options) {
     // Block the signals we wait for before any thread starts, so every thread inherits the mask.
     sigset_t signals;
@@ -272,6 +336,11 @@ int run_command(const CommandOptions& options) {
         rc.snapshot_chunk_rows = static_cast<std::size_t>(config->source.snapshot_chunk_rows);
         replicator = std::make_unique<ReplicatorThread>(std::move(rc));
     }
+    std::unique_ptr<PeriodicCompaction> compaction;
+    if (config->role != config::Role::kApi && config->storage.compact_interval_seconds > 0) {
+        compaction = std::make_unique<PeriodicCompaction>(storage::storage_conninfo(*config).value(),
+                                                          std::chrono::seconds(config->storage.compact_interval_seconds));
+    }
     // Serving: new checkpoints fan out from one LISTEN connection to every session.
     std::unique_ptr<storage::CheckpointListener> listener;
     std::unique_ptr<http::Server> server;
@@ -300,6 +369,7 @@ int run_command(const CommandOptions& options) {
         core::service_notify("STOPPING=1");
         server.reset();  // closes every client connection
         listener.reset();
+        compaction.reset();
         replicator.reset();  // stops after the batch in progress is committed or dropped
         return 0;
     }

@@ -14,6 +14,7 @@ struct CommandOptions {
 int run_command(const CommandOptions& options);
 int check_command(const CommandOptions& options);
 int migrate_command(const CommandOptions& options);
+int compact_command(const CommandOptions& options);
 int version_command();
 
 }  // namespace sluice::app

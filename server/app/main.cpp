@@ -19,6 +19,7 @@ Usage:
                                     apply storage migrations; safe to repeat and to run concurrently
   sluice explain --rules <rules.yaml> ...
                                     show a row's buckets or a user's bucket ids (offline)
+  sluice compact -c <sluice.yaml>   supersede old ops in bucket storage (also runs on a schedule)
   sluice version                    print the version
   sluice <command> --help           help for one command
 
@@ -37,6 +38,13 @@ constexpr std::string_view kCheckHelp = R"(sluice check -c <sluice.yaml>
 Validates sluice.yaml and the sync-rules file it names. Prints every problem as
 file:line:col: error: key.path: message [code]. Exit 0 when valid, 1 otherwise. Does not connect
 to Postgres.
+)";
+
+constexpr std::string_view kCompactHelp = R"(sluice compact -c <sluice.yaml>
+
+Compacts bucket storage online: every op superseded by a later op for the same row in the same
+bucket becomes a MOVE (no data), which keeps every bucket checksum and every client's state. Safe
+while `sluice run` is running. `sluice run` also does it every storage.compact_interval_seconds.
 )";
 
 constexpr std::string_view kMigrateHelp = R"(sluice migrate -c <sluice.yaml> [--create-database]
@@ -76,6 +84,8 @@ int main(int argc, char** argv) {
         help = kCheckHelp;
     } else if (command == "migrate") {
         help = kMigrateHelp;
+    } else if (command == "compact") {
+        help = kCompactHelp;
     } else {
         return usage_error(fmt::format("unknown command '{}'", command));
     }
@@ -105,6 +115,9 @@ int main(int argc, char** argv) {
     }
     if (command == "check") {
         return sluice::app::check_command(options);
+    }
+    if (command == "compact") {
+        return sluice::app::compact_command(options);
     }
     return sluice::app::migrate_command(options);
 }

@@ -126,6 +126,14 @@ TEST_CASE("sluice migrate twice, and two at once") {
     pqxx::connection c(sluice::test::with_database(sluice::test::pg_uri(), "e2e_migrate"));
     pqxx::nontransaction tx(c);
     CHECK(tx.exec1("SELECT count(*) FROM sluice.schema_migrations")[0].as<int>() >= 1);
+    // Compaction on demand: two PUTs of one row, the older becomes a MOVE.
+    tx.exec0("INSERT INTO sluice.ops VALUES ('global[]', 1, 1, 't', 'a', 's', '{}', 5), ('global[]', 2, 1, 't', 'a', 's', '{}', 5); "
+             "INSERT INTO sluice.buckets VALUES ('global[]', 2, 10, 2, 0); INSERT INTO sluice.checkpoints (op_id, lsn) VALUES (2, '0/1')");
+    auto compacted = run_command({sluice_binary(), "compact", "-c", config});
+    INFO(compacted.output);
+    CHECK(compacted.exit_code == 0);
+    CHECK(compacted.output.find("compacted 1 bucket(s): 1 op(s) superseded") != std::string::npos);
+    CHECK(tx.exec1("SELECT op FROM sluice.ops WHERE op_id = 1")[0].as<int>() == 3);
 }
 
 TEST_CASE("sluice run becomes ready and stops cleanly on SIGTERM") {
