@@ -12,6 +12,17 @@ namespace sluice::config::rules {
 
 namespace {
 
+// Whether every condition holds for the row in `ctx` (stops at the first that does not, or errs).
+template <typename Conditions, typename Context>
+bool all_hold(const Conditions& conditions, Context& ctx) {
+    for (const auto& condition : conditions) {
+        if (!detail::eval_condition(condition, ctx)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 using detail::CExpr;
 using detail::EvalContext;
 
@@ -239,13 +250,7 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
         };
         bool failed = false;
         for (const auto& term : dq.terms) {
-            bool pass = true;
-            for (const auto& f : term.filters) {
-                if (!detail::eval_condition(f, ctx)) {
-                    pass = false;
-                    break;
-                }
-            }
+            const bool pass = all_hold(term.filters, ctx);
             if (!ctx.error.empty()) {
                 failed = true;
                 break;
@@ -385,13 +390,7 @@ void RuleSet::evaluate_parameter_row(const TableName& table, const Row& row, Par
         bool failed = false;
         std::vector<LookupEntry> entries;
         for (const auto& term : pq.terms) {
-            bool pass = true;
-            for (const auto& f : term.row_filters) {
-                if (!detail::eval_condition(f, ctx)) {
-                    pass = false;
-                    break;
-                }
-            }
+            const bool pass = all_hold(term.row_filters, ctx);
             if (!ctx.error.empty()) {
                 failed = true;
                 break;
