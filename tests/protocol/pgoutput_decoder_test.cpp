@@ -147,7 +147,8 @@ TEST_CASE("walsender frames and the standby status update") {
     REQUIRE(k.is_ok());
     CHECK(std::get<pg::PrimaryKeepalive>(*k) == pg::PrimaryKeepalive{Lsn(0x20), 5, true});
 
-    auto w = pg::decode_copy_data("w" + u64(1) + u64(2) + u64(3) + "E");
+    const std::string frame = "w" + u64(1) + u64(2) + u64(3) + "E";  // the payload is a view into the frame
+    auto w = pg::decode_copy_data(frame);
     REQUIRE(w.is_ok());
     CHECK(std::get<pg::XLogData>(*w).payload == "E");
 
