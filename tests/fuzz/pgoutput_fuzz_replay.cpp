@@ -7,23 +7,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/fuzz/fuzz_replay.h"
 #include "tests/protocol/pgoutput_corpus.h"
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
-void run(const std::string& input) {
-    LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());  // NOLINT
-}
+void run(const std::string& input) { sluice::test::feed_fuzz_target(input); }
 
-std::vector<std::string> seeds() {
-    std::vector<std::string> out;
-    for (const auto& entry : std::filesystem::directory_iterator(sluice::test::kPgoutputDataDir + "corpus")) {
-        out.push_back(sluice::test::read_text(entry.path().string()));
-    }
-    return out;
-}
+std::vector<std::string> seeds() { return sluice::test::read_corpus(sluice::test::kPgoutputDataDir + "corpus"); }
 
 }  // namespace
 

@@ -9,24 +9,15 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/fuzz/fuzz_replay.h"
 #include "tests/protocol/wire_transcripts.h"
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
-void run(const std::string& input) {
-    LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());  // NOLINT
-}
+void run(const std::string& input) { sluice::test::feed_fuzz_target(input); }
 
 std::vector<std::string> seeds() {
-    std::vector<std::string> out;
-    for (const auto& entry : std::filesystem::directory_iterator(sluice::test::kProtocolDataDir + "fuzz-corpus")) {
-        std::ifstream in(entry.path(), std::ios::binary);
-        std::stringstream text;
-        text << in.rdbuf();
-        out.push_back(text.str());
-    }
+    auto out = sluice::test::read_corpus(sluice::test::kProtocolDataDir + "fuzz-corpus");
     for (const auto& name : sluice::test::transcript_names()) {
         for (auto& line : sluice::test::read_transcript(name)) {
             out.push_back(std::move(line));
