@@ -119,9 +119,23 @@ public:
     TransactionApplier(storage::BucketWriter& writer, router::Router& router, PgConnection& source)
         : m_writer(writer), m_router(router), m_source(source) {}
 
-    Status apply(const replication::SourceTransaction& txn) {
-        // One query loads the stored state of every row the transaction touches.
+    // Applies transactions (or chunks of one) in order. One query first loads the stored state of
+    // every row they touch: with many small source transactions per storage commit, a query per
+    // transaction would cost more than all the writing.
+    Status apply(std::span<const replication::SourceTransaction> txns) {
         m_keys.clear();
+        for (const auto& txn : txns) {
+            SLUICE_TRY(collect_keys(txn));
+        }
+        SLUICE_TRY(m_writer.prefetch(m_keys));
+        for (const auto& txn : txns) {
+            SLUICE_TRY(apply_changes(txn));
+        }
+        return Status::ok();
+    }
+
+private:
+    Status collect_keys(const replication::SourceTransaction& txn) {
         for (const auto& change : txn.changes) {
             if (const auto* row = std::get_if<replication::RowChange>(&change)) {
                 auto relation = keyed(row->relation);
@@ -137,7 +151,10 @@ public:
                 }
             }
         }
-        SLUICE_TRY(m_writer.prefetch(m_keys));
+        return Status::ok();
+    }
+
+    Status apply_changes(const replication::SourceTransaction& txn) {
         const router::StoredRowLookup stored = [this](const core::RowKey& key) { return m_writer.stored_row(key); };
         for (const auto& change : txn.changes) {
             if (const auto* row = std::get_if<replication::RowChange>(&change)) {
@@ -152,7 +169,6 @@ public:
         return Status::ok();
     }
 
-private:
     // The relation with storage's key columns (see replication::key_by_primary_key), cached per
     // relation version.
     protocol::Result<replication::RelationPtr> keyed(const replication::RelationPtr& relation) {
@@ -343,21 +359,35 @@ Status Replicator::run(const std::atomic<bool>& stop) {
             continue;
         }
         last_activity = std::chrono::steady_clock::now();
-        // Batch whole transactions into one storage commit while more are waiting. A large transaction
-        // arrives in chunks: they all go into the open storage transaction, committed after the last.
+        // Batch whole transactions into one storage commit while more are waiting, applying them in
+        // groups of what is already queued. A large transaction arrives in chunks: they all go into
+        // the open storage transaction, committed after the last.
         std::size_t changes = 0;
         Lsn end;
         bool inside_transaction = false;
+        std::vector<replication::SourceTransaction> group;
         for (;;) {
-            if (result = applier.apply(*txn); !result) {
+            group.clear();
+            std::size_t group_changes = 0;
+            for (;;) {
+                group_changes += txn->changes.size();
+                inside_transaction = !txn->complete;
+                if (txn->complete) {
+                    end = txn->end_lsn;
+                    ++m_stats.transactions;
+                }
+                group.push_back(std::move(*txn));
+                if (inside_transaction || changes + group_changes >= m_config.batch_changes) {
+                    break;
+                }
+                if (txn = queue.pop(std::chrono::milliseconds(0)); !txn) {
+                    break;
+                }
+            }
+            if (result = applier.apply(group); !result) {
                 break;
             }
-            changes += txn->changes.size();
-            inside_transaction = !txn->complete;
-            if (txn->complete) {
-                end = txn->end_lsn;
-                ++m_stats.transactions;
-            }
+            changes += group_changes;
             if (!inside_transaction && changes >= m_config.batch_changes) {
                 break;
             }

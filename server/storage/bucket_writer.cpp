@@ -12,6 +12,7 @@
 #include "server/core/log.h"
 #include "server/core/pg_errors.h"
 #include "server/core/field_codec.h"
+#include "server/storage/copy_rows.h"
 #include "server/storage/pg_array.h"
 
 namespace sluice::storage {
@@ -25,17 +26,6 @@ using protocol::Status;
 const core::Logger kLog("storage", "writer");
 
 enum class OpKind : std::int16_t { kPut = 1, kRemove = 2 };
-
-struct PendingOp {
-    std::string bucket;
-    std::int64_t op_id;
-    OpKind op;
-    std::string object_type;
-    std::string object_id;
-    std::string subkey;
-    std::optional<std::string> data;
-    std::uint32_t checksum;
-};
 
 // Where a row sits in one bucket: enough to write its REMOVE.
 struct Slot {
@@ -96,8 +86,9 @@ struct BucketWriter::Impl {
     protocol::Lsn durable_lsn;
     protocol::Lsn visible_from;
     std::unordered_map<RowKey, RowState, core::RowKeyHash> rows;  // overlay of the flush window
-    std::vector<PendingOp> ops;
+    CopyRows ops;  // the flush window's ops, already in COPY form for sluice.ops
     std::unordered_map<std::string, BucketDelta> deltas;
+    CopyRows copy_buffer;  // reused for current_rows and parameter_lookups
     std::size_t ops_in_batch = 0;
     bool lookups_changed = false;  // the batch changed the lookup index (bucket sets may differ now)
     bool any_checkpoint = false;  // a checkpoint row exists (the first one is written even without ops)
@@ -168,8 +159,8 @@ struct BucketWriter::Impl {
         return Status::ok();
     }
 
-    void add_op(std::string bucket, OpKind op, const Slot& slot, const std::string& subkey,
-                std::optional<std::string> data) {
+    void add_op(const std::string& bucket, OpKind op, const Slot& slot, const std::string& subkey,
+                const std::optional<std::string>& data) {
         const std::uint32_t checksum = op == OpKind::kPut
                                            ? protocol::wire::put_checksum(slot.object_type, slot.object_id, *data)
                                            : protocol::wire::remove_checksum(subkey);
@@ -178,8 +169,8 @@ struct BucketWriter::Impl {
         delta.checksum += checksum;
         delta.count += 1;
         delta.last_op_id = op_id;
-        ops.push_back({std::move(bucket), op_id, op, slot.object_type, slot.object_id, subkey, std::move(data),
-                       checksum});
+        ops.text(bucket).integer(op_id).integer(static_cast<int>(op)).text(slot.object_type).text(slot.object_id);
+        ops.text(subkey).text_or_null(data).integer(checksum).end_row();
         ++ops_in_batch;
     }
 
@@ -210,15 +201,8 @@ struct BucketWriter::Impl {
 
     void flush() {
         auto& w = work();
-        if (!ops.empty()) {
-            pqxx::stream_to copy(w, "sluice.ops");
-            for (const auto& op : ops) {
-                copy << std::make_tuple(op.bucket, op.op_id, static_cast<int>(op.op), op.object_type, op.object_id,
-                                        op.subkey, op.data, static_cast<std::int64_t>(op.checksum));
-            }
-            copy.complete();
-            ops.clear();
-        }
+        copy_into(w, "sluice.ops", ops);
+        ops.clear();
         flush_rows(w);
         flush_deltas(w);
     }
@@ -257,19 +241,17 @@ struct BucketWriter::Impl {
                 to_pg_array(removed_lookup_keys), to_pg_array(removed_lookup_tables), to_pg_array(removed_lookup_rows));
         }
         bool any_lookups = false;
-        {
-            pqxx::stream_to copy(w, "sluice.current_rows");
-            for (const auto& [key, state] : rows) {
-                if (state.dirty && state.exists) {
-                    copy << std::make_tuple(key.table, key.key, state.data, encode_slots(state.slots),
-                                            encode_lookups(state.lookups));
-                    any_lookups = any_lookups || !state.lookups.empty();
-                }
+        copy_buffer.clear();
+        for (const auto& [key, state] : rows) {
+            if (state.dirty && state.exists) {
+                copy_buffer.text(key.table).text(key.key).text(state.data).text(encode_slots(state.slots));
+                copy_buffer.text(encode_lookups(state.lookups)).end_row();
+                any_lookups = any_lookups || !state.lookups.empty();
             }
-            copy.complete();
         }
+        copy_into(w, "sluice.current_rows", copy_buffer);
         if (any_lookups) {
-            pqxx::stream_to copy(w, "sluice.parameter_lookups");
+            copy_buffer.clear();
             for (const auto& [key, state] : rows) {
                 if (!state.dirty || !state.exists) {
                     continue;
@@ -277,13 +259,18 @@ struct BucketWriter::Impl {
                 std::unordered_set<std::string> seen;  // a row contributes each lookup key once
                 for (const auto& l : state.lookups) {
                     if (seen.insert(l.key + '\x1f' + l.values).second) {
-                        copy << std::make_tuple(l.key, key.table, key.key, l.values);
+                        copy_buffer.text(l.key).text(key.table).text(key.key).text(l.values).end_row();
                     }
                 }
             }
-            copy.complete();
+            copy_into(w, "sluice.parameter_lookups", copy_buffer);
         }
-        rows.clear();
+        // Written rows leave the overlay; loaded rows not yet changed stay (the replicator prefetches
+        // a whole group of transactions, and a flush can come in the middle of applying it).
+        std::erase_if(rows, [](const auto& entry) { return entry.second.dirty; });
+        if (rows.size() > 4 * options.flush_ops) {
+            rows.clear();  // bounded whatever the callers prefetch
+        }
     }
 
     void flush_deltas(pqxx::work& w) {
@@ -378,7 +365,7 @@ protocol::Status BucketWriter::apply(const core::EvaluatedChange& change) {
             return status;
         }
         m_impl->apply_change(change, m_impl->rows.at(change.row));
-        if (m_impl->ops.size() >= m_impl->options.flush_ops) {
+        if (m_impl->ops.rows() >= m_impl->options.flush_ops) {
             m_impl->flush();
         }
         return Status::ok();
@@ -428,6 +415,7 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
         }
         CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};
         auto& w = impl.work();
+        impl.rows.clear();  // flushed: current_rows holds the overlay's state
         if (visibility == Visibility::kHidden) {
             w.commit();
             impl.tx.reset();
