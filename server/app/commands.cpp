@@ -24,6 +24,8 @@
 #include "server/core/text_file.h"
 #include "server/core/service_notify.h"
 #include "server/app/replicator.h"
+#include "server/app/status_reporter.h"
+#include "server/core/metrics.h"
 #include "server/auth/token_verifier.h"
 #include "server/http/server.h"
 #include "server/storage/checkpoint_listener.h"
@@ -123,6 +125,8 @@ public:
     ReplicatorThread(const ReplicatorThread&) = delete;
     ReplicatorThread& operator=(const ReplicatorThread&) = delete;
 
+    [[nodiscard]] const ReplicatorStats& stats() const { return m_replicator.stats(); }
+
 private:
     void loop() {
         auto backoff = std::chrono::milliseconds(500);
@@ -220,7 +224,8 @@ std::int64_t unix_now() {
 // The client-facing server: token verifier, checkpoint listener -> hub, storage pool, HTTP server.
 protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Config& config,
                                                              std::shared_ptr<const config::rules::RuleSet> rules,
-                                                             std::unique_ptr<storage::CheckpointListener>& listener) {
+                                                             std::unique_ptr<storage::CheckpointListener>& listener,
+                                                             StatusReporter& status) {
     auto verifier = auth::TokenVerifier::create(config.auth, unix_now);
     if (!verifier) {
         return verifier.status();
@@ -233,6 +238,9 @@ protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Confi
     deps.verifier = std::move(verifier).value();
     deps.storage = sync::StoragePool::for_conninfo(conninfo);
     deps.hub = hub;
+    deps.admin_token = config.auth.admin_token;
+    deps.metrics_text = [] { return core::metrics().render(); };
+    deps.status_json = [&status] { return status.status_json(); };
     return http::Server::start(http::options_from_config(config), std::move(deps));
 }
 
@@ -341,6 +349,7 @@ int run_command(const CommandOptions& options) {
         compaction = std::make_unique<PeriodicCompaction>(storage::storage_conninfo(*config).value(),
                                                           std::chrono::seconds(config->storage.compact_interval_seconds));
     }
+    StatusReporter status(*config, replicator ? &replicator->stats() : nullptr);
     // Serving: new checkpoints fan out from one LISTEN connection to every session.
     std::unique_ptr<storage::CheckpointListener> listener;
     std::unique_ptr<http::Server> server;
@@ -349,12 +358,13 @@ int run_command(const CommandOptions& options) {
     if (config->role != config::Role::kReplicator && !has_keys) {
         kLog.warn("no auth keys configured (auth.keys, auth.jwks_file, auth.jwks_uri): not serving clients");
     } else if (config->role != config::Role::kReplicator) {
-        auto server_or = start_server(*config, rules, listener);
+        auto server_or = start_server(*config, rules, listener, status);
         if (!server_or) {
             kLog.error("{}", server_or.status().to_string());
             return 1;
         }
         server = std::move(server_or).value();
+        status.set_server(&server->stats());
     }
     kLog.info("ready; waiting for SIGTERM or SIGINT");
     core::service_notify("READY=1\nSTATUS=ready");
@@ -367,6 +377,7 @@ int run_command(const CommandOptions& options) {
         }
         kLog.info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
         core::service_notify("STOPPING=1");
+        status.set_server(nullptr);
         server.reset();  // closes every client connection
         listener.reset();
         compaction.reset();

@@ -342,6 +342,7 @@ Status Replicator::run(const std::atomic<bool>& stop) {
     TransactionApplier applier(writer, router, source.value());
     Status result;
     auto last_activity = std::chrono::steady_clock::now();
+    std::int64_t last_checkpoint = 0;
     while (!stop.load()) {
         auto txn = queue.pop(std::chrono::milliseconds(100));
         if (!txn) {
@@ -409,6 +410,10 @@ Status Replicator::run(const std::atomic<bool>& stop) {
             break;
         }
         queue.mark_durable(end);
+        if (committed->op_id != last_checkpoint) {
+            last_checkpoint = committed->op_id;
+            ++m_stats.checkpoints;
+        }
         m_stats.changes += changes;
         m_stats.ops += committed->ops_written;
         m_stats.durable_lsn = end.value();

@@ -36,6 +36,7 @@ struct ReplicatorStats {
     std::atomic<std::uint64_t> transactions{0};
     std::atomic<std::uint64_t> changes{0};
     std::atomic<std::uint64_t> ops{0};
+    std::atomic<std::uint64_t> checkpoints{0};  // storage commits that made a new checkpoint
     std::atomic<std::uint64_t> durable_lsn{0};
 };
 

@@ -2,10 +2,14 @@
 #include "server/core/log.h"
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <mutex>
+
+#include "server/core/metrics.h"
 
 namespace sluice::core {
 namespace {
@@ -69,7 +73,40 @@ void append_json_string(std::string& out, std::string_view text) {
     out += '"';
 }
 
+constexpr std::size_t kRecentProblems = 50;
+std::mutex g_problems_mutex;
+std::deque<LoggedProblem> g_problems;  // under g_problems_mutex
+
+// The first error code (SL followed by four digits) in a message, or "none".
+std::string error_code_in(std::string_view message) {
+    for (std::size_t i = message.find("SL"); i != std::string_view::npos; i = message.find("SL", i + 1)) {
+        const auto digits = message.substr(i + 2, 4);
+        if (digits.size() == 4 && digits.find_first_not_of("0123456789") == std::string_view::npos &&
+            (i + 6 == message.size() || std::isdigit(static_cast<unsigned char>(message[i + 6])) == 0)) {
+            return std::string(message.substr(i, 6));
+        }
+    }
+    return "none";
+}
+
+void record_problem(LoggedProblem problem) {
+    metrics()
+        .counter("sluice_log_problems_total", "warnings and errors logged, by level and error code",
+                 {{"level", problem.level}, {"code", error_code_in(problem.message)}})
+        .add();
+    std::lock_guard lock(g_problems_mutex);
+    g_problems.push_back(std::move(problem));
+    if (g_problems.size() > kRecentProblems) {
+        g_problems.pop_front();
+    }
+}
+
 }  // namespace
+
+std::vector<LoggedProblem> recent_problems() {
+    std::lock_guard lock(g_problems_mutex);
+    return {g_problems.begin(), g_problems.end()};
+}
 
 void set_log_level(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
 void set_log_format(LogFormat format) { g_format.store(format, std::memory_order_relaxed); }
@@ -89,9 +126,13 @@ Logger Logger::with_scope(std::string_view scope) const {
 }
 
 void Logger::write(LogLevel level, std::string_view message) const {
+    const auto ts = timestamp();
+    if (level >= LogLevel::kWarn) {
+        record_problem({ts, std::string(level_name(level)), m_category, m_scope, std::string(message)});
+    }
     std::string line;
     if (g_format.load(std::memory_order_relaxed) == LogFormat::kJson) {
-        line = fmt::format(R"({{"ts":"{}","level":"{}","category":)", timestamp(), level_name(level));
+        line = fmt::format(R"({{"ts":"{}","level":"{}","category":)", ts, level_name(level));
         append_json_string(line, m_category);
         line += R"(,"scope":)";
         append_json_string(line, m_scope);
@@ -99,7 +140,7 @@ void Logger::write(LogLevel level, std::string_view message) const {
         append_json_string(line, message);
         line += "}\n";
     } else {
-        line = fmt::format("{} {:<5} [{}]{}{} {}\n", timestamp(), level_name(level), m_category,
+        line = fmt::format("{} {:<5} [{}]{}{} {}\n", ts, level_name(level), m_category,
                            m_scope.empty() ? "" : " ", m_scope, message);
     }
     std::lock_guard lock(g_sink_mutex);

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -18,6 +19,20 @@ void set_log_level(LogLevel level);
 void set_log_format(LogFormat format);
 // Replaces stderr as the destination of complete lines (tests); an empty function restores stderr.
 void set_log_sink(std::function<void(std::string_view line)> sink);
+
+// A warning or error as logged, kept for the status page.
+struct LoggedProblem {
+    std::string timestamp;  // UTC, ISO 8601
+    std::string level;      // "warn" or "error"
+    std::string category;
+    std::string scope;
+    std::string message;
+};
+
+// The most recent warnings and errors (at most 50), oldest first. Every warning and error is also
+// counted in the metric sluice_log_problems_total{level, code}, where code is the first SLnnnn code
+// in the message ("none" without one).
+[[nodiscard]] std::vector<LoggedProblem> recent_problems();
 
 class Logger {
 public:

@@ -2,6 +2,7 @@
 // session registry with its limits, and the Pump shared with WebSocket sessions (ws_session.cpp).
 // Spec: protocol/README.md ("HTTP", "Server lines", "Errors before streaming").
 #include "server/http/detail/connection.h"
+#include "server/http/embedded_pages.h"
 
 #include <algorithm>
 #include <thread>
@@ -275,6 +276,9 @@ net::awaitable<void> Pump::write() {
         }
         auto ec = co_await m_send(batch);
         m_queued_bytes -= std::min(m_queued_bytes, bytes);
+        if (!ec) {
+            m_shared.stats.bytes_sent += bytes;
+        }
         if (ec) {
             m_state = State::kClosed;
             m_wake.cancel();
@@ -450,6 +454,64 @@ net::awaitable<void> sync_stream(Shared& shared, beast::tcp_stream& stream, cons
     }
 }
 
+// The bearer token of a request, from the Authorization header or the `token` query parameter.
+std::string bearer_token(const Request& request) {
+    std::string_view authorization = request[bhttp::field::authorization];
+    if (iequals_prefix(authorization, "bearer ")) {
+        return std::string(authorization.substr(7));
+    }
+    const auto target = std::string_view(request.target());
+    for (std::string_view key : {"?token=", "&token="}) {
+        if (auto at = target.find(key); at != std::string_view::npos) {
+            const auto start = at + key.size();
+            return std::string(target.substr(start, target.find('&', start) - start));
+        }
+    }
+    return {};
+}
+
+// Compares in time that depends only on the lengths, so a guess's timing says nothing.
+bool same_secret(std::string_view a, std::string_view b) {
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+    }
+    return diff == 0;
+}
+
+// GET /admin, /admin/status.json, /metrics: the operators' endpoints (see ServerDeps).
+Response operator_response(Shared& shared, const Request& request, std::string_view path) {
+    const auto& deps = shared.deps;
+    if (deps.admin_token.empty()) {
+        return error_response(shared, request,
+                              {ErrorCode::kNotFound, fmt::format("{} is disabled: set auth.admin_token to enable it", path)});
+    }
+    if (request.method() != bhttp::verb::get) {
+        return error_response(shared, request, {ErrorCode::kBadRequest, fmt::format("use GET for {}", path)});
+    }
+    if (path == "/admin") {
+        auto res = make_response(shared, request, bhttp::status::ok, std::string(admin_page_html()),
+                                 "text/html; charset=utf-8");
+        res.set(bhttp::field::cache_control, "no-store");
+        return res;
+    }
+    const auto token = bearer_token(request);
+    if (token.empty()) {
+        return error_response(shared, request,
+                              {ErrorCode::kAuthMissing, "send the admin token: Authorization: Bearer <auth.admin_token>"});
+    }
+    if (!same_secret(token, deps.admin_token)) {
+        return error_response(shared, request, {ErrorCode::kAuthInvalid, "wrong admin token"});
+    }
+    if (path == "/metrics") {
+        return make_response(shared, request, bhttp::status::ok, deps.metrics_text ? deps.metrics_text() : "",
+                             "text/plain; version=0.0.4; charset=utf-8");
+    }
+    auto res = make_response(shared, request, bhttp::status::ok, deps.status_json ? deps.status_json() : "{}");
+    res.set(bhttp::field::cache_control, "no-store");
+    return res;
+}
+
 // One request that is not a stream or a WebSocket. Returns whether to keep the connection.
 net::awaitable<bool> handle(Shared& shared, beast::tcp_stream& stream, const Request& request) {
     const auto path = path_of(request.target());
@@ -488,6 +550,14 @@ net::awaitable<bool> handle(Shared& shared, beast::tcp_stream& stream, const Req
                                      ready ? R"({"ready":true})" : R"({"ready":false})");
             co_return co_await write_response(stream, res);
         }
+    }
+    if (path == "/metrics" || path == "/admin" || path == "/admin/status.json") {
+        // The status reads block on Postgres: off the I/O thread.
+        auto res = co_await net::co_spawn(
+            shared.workers.get_executor(),
+            [&shared, &request, path]() -> net::awaitable<Response> { co_return operator_response(shared, request, path); },
+            net::use_awaitable);
+        co_return co_await write_response(stream, res);
     }
     if (path == "/sync/ws") {
         auto res = error_response(shared, request, {ErrorCode::kBadRequest, "/sync/ws expects a WebSocket upgrade"});

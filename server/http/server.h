@@ -46,6 +46,12 @@ struct ServerDeps {
     std::shared_ptr<sync::StoragePool> storage;
     std::shared_ptr<sync::CheckpointHub> hub;
     std::function<std::int64_t()> clock;  // Unix seconds; empty: the system clock
+    // Operators' endpoints, behind `admin_token` (Authorization: Bearer, or ?token=): GET /metrics
+    // (Prometheus text) and GET /admin/status.json; GET /admin is the page that shows the latter.
+    // With no admin token they answer 404. The functions block: they run on worker threads.
+    std::string admin_token;
+    std::function<std::string()> metrics_text;
+    std::function<std::string()> status_json;
 };
 
 // Counters, updated by the I/O threads, read by anyone.
@@ -56,6 +62,7 @@ struct ServerStats {
     std::atomic<std::uint64_t> slow_clients_closed{0};  // closed with SL5011
     std::atomic<std::uint64_t> rejected_limits{0};      // refused by max_connections(_per_user)
     std::atomic<std::uint64_t> auth_failures{0};
+    std::atomic<std::uint64_t> bytes_sent{0};           // sync lines written to clients
 };
 
 class Server {

@@ -1,6 +1,7 @@
 // Opening the storage database (see database.h).
 #include "server/storage/database.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -108,32 +109,45 @@ Result<CreateOutcome> create_database(const std::string& conninfo) {
 
 }  // namespace
 
-Result<std::string> with_database(const std::string& conninfo, const std::string& database) {
+Result<std::string> with_settings(const std::string& conninfo,
+                                  const std::vector<std::pair<std::string, std::string>>& settings) {
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
     if (options == nullptr) {
         std::string message = error != nullptr ? core::one_line(error) : "out of memory";
         PQfreemem(error);
-        return Status(ErrorCode::kConfigInvalidValue,
-                      fmt::format("source.uri is not a valid connection string: {}", message));
+        return Status(ErrorCode::kConfigInvalidValue, fmt::format("not a valid connection string: {}", message));
     }
     std::string out;
     for (auto* o = options; o->keyword != nullptr; ++o) {
-        if (o->val == nullptr || std::string_view(o->keyword) == "dbname") {
+        const bool replaced = std::any_of(settings.begin(), settings.end(),
+                                          [&](const auto& s) { return s.first == o->keyword; });
+        if (o->val == nullptr || replaced) {
             continue;
         }
         out += fmt::format("{}={} ", o->keyword, quote_conninfo_value(o->val));
     }
     PQconninfoFree(options);
-    out += "dbname=" + quote_conninfo_value(database);
+    for (const auto& [keyword, value] : settings) {
+        out += fmt::format("{}={} ", keyword, quote_conninfo_value(value));
+    }
+    out.pop_back();
     return out;
+}
+
+Result<std::string> with_database(const std::string& conninfo, const std::string& database) {
+    return with_settings(conninfo, {{"dbname", database}});
 }
 
 Result<std::string> storage_conninfo(const config::Config& config) {
     if (!config.storage.uri.empty()) {
         return config.storage.uri;
     }
-    return with_database(config.source.uri, config.storage.database);
+    auto conninfo = with_database(config.source.uri, config.storage.database);
+    if (!conninfo) {
+        return Status(conninfo.status().code(), "source.uri: " + conninfo.status().message());
+    }
+    return conninfo;
 }
 
 Result<std::unique_ptr<pqxx::connection>> connect_storage(const std::string& conninfo, CreateDatabase create) {

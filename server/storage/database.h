@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <pqxx/connection>
 
@@ -17,6 +19,10 @@ namespace sluice::storage {
 [[nodiscard]] protocol::Result<std::string> storage_conninfo(const config::Config& config);
 
 // `conninfo` with its database replaced; key=value form. Fails if conninfo does not parse.
+// The connection string with the given keywords set (replacing what it had), as key=value pairs;
+// fails when `conninfo` does not parse. E.g. {{"connect_timeout", "3"}}.
+[[nodiscard]] protocol::Result<std::string> with_settings(
+    const std::string& conninfo, const std::vector<std::pair<std::string, std::string>>& settings);
 [[nodiscard]] protocol::Result<std::string> with_database(const std::string& conninfo, const std::string& database);
 
 enum class CreateDatabase { kNo, kYes };
