@@ -167,6 +167,9 @@ const std::vector<Field>& schema() {
         f.push_back(list_field("server.cors_origins", "[]",
                                "origins allowed to connect from a browser (\"*\" for any)",
                                [](Config& c, std::size_t) -> auto& { return c.server.cors_origins; }));
+        f.push_back(bool_field("server.demo_page", "false",
+                               "serve the demo web page at /demo (for the deploy/demo schema; not for production)",
+                               [](Config& c, std::size_t) -> auto& { return c.server.demo_page; }));
         // auth
         f.push_back(list_field("auth.audience", "[]", "accepted values of the token's aud claim",
                                [](Config& c, std::size_t) -> auto& { return c.auth.audience; }));

@@ -53,6 +53,7 @@ struct ServerConfig {
     std::int64_t port = 0;
     TlsConfig tls;
     std::vector<std::string> cors_origins;
+    bool demo_page = false;
 };
 
 struct AuthKey {

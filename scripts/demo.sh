@@ -22,4 +22,15 @@ psql "$DEMO_URI" -q -v ON_ERROR_STOP=1 -f deploy/demo/schema.sql
 echo "demo: source database ready: psql '$DEMO_URI'"
 
 build/server/app/sluice check -c deploy/demo/sluice.yaml
+PORT="${SLUICE_DEMO_PORT:-8080}"
+cat <<EOF
+demo: open these in a browser once sluice says "ready":
+  two users' clients (WebSocket; ticking, adding and deleting todos uploads the change):
+    http://127.0.0.1:$PORT/demo#alice=$(scripts/demo-token.sh alice 12)&bob=$(scripts/demo-token.sh bob 12)
+  status page: http://127.0.0.1:$PORT/admin?token=${SLUICE_DEMO_ADMIN_TOKEN:-demo-admin}
+demo: then change the source and watch both panels, e.g.
+  psql '$DEMO_URI' -c "INSERT INTO todos (id, list_id, description) VALUES ('t9', 'groceries', 'Tea')"
+  psql '$DEMO_URI' -c "INSERT INTO list_shares VALUES ('groceries', 'bob')"   # bob now sees Groceries
+  psql '$DEMO_URI' -c "DELETE FROM list_shares WHERE list_id = 'groceries'"   # and now he does not
+EOF
 exec build/server/app/sluice run -c deploy/demo/sluice.yaml

@@ -10,7 +10,7 @@ PACKAGES=(
     libsimdjson-dev libfmt-dev libyaml-cpp-dev catch2 libssl-dev
     postgresql-15 postgresql-client-15
     clang libclang-rt-14-dev
-
+    chromium fonts-dejavu-core
     python3
 )
 

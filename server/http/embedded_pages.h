@@ -8,5 +8,7 @@ namespace sluice::http {
 
 // GET /admin: the status page (its data comes from /admin/status.json).
 [[nodiscard]] std::string_view admin_page_html();
+// GET /demo (server.demo_page): two users' clients of the deploy/demo schema over WebSocket.
+[[nodiscard]] std::string_view demo_page_html();
 
 }  // namespace sluice::http

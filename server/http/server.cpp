@@ -551,6 +551,11 @@ net::awaitable<bool> handle(Shared& shared, beast::tcp_stream& stream, const Req
             co_return co_await write_response(stream, res);
         }
     }
+    if (path == "/demo" && shared.options.demo_page && request.method() == bhttp::verb::get) {
+        auto res = make_response(shared, request, bhttp::status::ok, std::string(demo_page_html()),
+                                 "text/html; charset=utf-8");
+        co_return co_await write_response(stream, res);
+    }
     if (path == "/metrics" || path == "/admin" || path == "/admin/status.json") {
         // The status reads block on Postgres: off the I/O thread.
         auto res = co_await net::co_spawn(
@@ -648,6 +653,7 @@ ServerOptions options_from_config(const config::Config& config) {
     o.listen_address = config.server.listen_address;
     o.port = static_cast<std::uint16_t>(config.server.port);
     o.cors_origins = config.server.cors_origins;
+    o.demo_page = config.server.demo_page;
     o.max_message_bytes = static_cast<std::size_t>(config.limits.max_message_bytes);
     o.session_queue_bytes = static_cast<std::size_t>(config.limits.session_queue_bytes);
     o.max_connections = static_cast<std::size_t>(config.limits.max_connections);

@@ -28,6 +28,7 @@ struct ServerOptions {
     std::size_t io_threads = 2;
     std::size_t worker_threads = 2;  // run the sessions' blocking storage reads
     std::vector<std::string> cors_origins;  // "*" allows any origin
+    bool demo_page = false;                 // GET /demo
     std::size_t max_message_bytes = 16 << 20;   // request bodies and WebSocket frames
     std::size_t session_queue_bytes = 8 << 20;  // outbound queue per session
     std::size_t max_connections = 10'000;       // sync sessions (HTTP streams + WebSockets) in total

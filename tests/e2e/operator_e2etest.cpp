@@ -1,14 +1,8 @@
 // The operator's view of the real `sluice` binary: GET /metrics (Prometheus text), the /admin page
 // and its /admin/status.json, both behind auth.admin_token, and the periodic summary line in the log.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -17,37 +11,12 @@
 #include "tests/support/process.h"
 
 namespace fs = std::filesystem;
+using sluice::test::eventually;
 using sluice::test::http_request;
 
 namespace {
 
 constexpr const char* kAdminToken = "operator-token-0123456789";
-
-// A port that was free a moment ago (the kernel's pick for a bound-then-closed socket).
-std::uint16_t free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    close(fd);
-    return ntohs(address.sin_port);
-}
-
-// Polls `condition` until it holds or `seconds` pass (conditions on a live process, not timing).
-template <typename F>
-bool eventually(F&& condition, int seconds = 60) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (condition()) {
-            return true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return condition();
-}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -71,7 +40,7 @@ TEST_CASE("operator endpoints: /metrics, /admin and the log summary, behind the 
     fs::remove_all(dir);
     fs::create_directories(dir);
     std::ofstream(dir / "sync-rules.yaml") << "bucket_definitions:\n  global:\n    data:\n      - SELECT * FROM lists\n";
-    const auto port = free_port();
+    const auto port = sluice::test::free_port();
     std::ofstream(dir / "sluice.yaml") << "source:\n  uri: \"" << source << "\"\n  slot: e2e_operator\n"
                                        << "storage:\n  database: " << storage_db << "\n  create_database: true\n"
                                        << "server:\n  listen_address: 127.0.0.1\n  port: " << port << "\n"

@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,14 @@ struct CommandResult {
 
 // Path of the built sluice binary.
 [[nodiscard]] std::string sluice_binary();
+
+// A loopback port that was free a moment ago (the kernel's pick for a bound-then-closed socket), for
+// a child that must listen on a port known in advance.
+[[nodiscard]] std::uint16_t free_port();
+
+// Polls `condition` every 50 ms until it holds or `seconds` pass; returns its last value. For
+// conditions on a live process (a metric reaching a value), never as a pause.
+[[nodiscard]] bool eventually(const std::function<bool()>& condition, int seconds = 60);
 
 class ServiceProcess {
 public:
