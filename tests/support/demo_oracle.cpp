@@ -32,7 +32,6 @@ std::string read_file(const std::string& path) {
 std::string demo_file(const std::string& name) { return read_file(std::string(SLUICE_SOURCE_DIR) + "/deploy/demo/" + name); }
 
 int pick_in(std::mt19937& random, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(random); }
-std::string user(std::mt19937& r) { return kDemoUsers[static_cast<std::size_t>(pick_in(r, 0, 5))]; }
 std::string list(std::mt19937& r) { return "l" + std::to_string(pick_in(r, 0, 12)); }
 std::string todo(std::mt19937& r) { return "t" + std::to_string(pick_in(r, 0, 40)); }
 
@@ -82,6 +81,28 @@ Rows project(const sluice::test::ClientRows& client) {
 
 }  // namespace
 
+OracleRows rules_rows(pqxx::connection& source, const std::string& user) { return oracle(source, user); }
+
+OracleRows project_rows(const ClientRows& client) { return project(client); }
+
+std::string compare_rows(const std::string& u, const OracleRows& expected, const OracleRows& actual) {
+    std::string differences;
+    for (const auto& [key, value] : expected) {
+        auto it = actual.find(key);
+        if (it == actual.end()) {
+            differences += u + " lacks " + key.first + "/" + key.second + "\n";
+        } else if (it->second != value) {
+            differences += u + " has " + key.first + "/" + key.second + " = " + it->second + ", expected " + value + "\n";
+        }
+    }
+    for (const auto& [key, value] : actual) {
+        if (!expected.contains(key)) {
+            differences += u + " holds " + key.first + "/" + key.second + " outside its buckets\n";
+        }
+    }
+    return differences;
+}
+
 void create_demo_schema(const std::string& source_uri) {
     exec_sql(source_uri, demo_file("schema.sql"));
     for (const auto& u : kDemoUsers) {
@@ -93,9 +114,16 @@ std::shared_ptr<const config::rules::RuleSet> demo_rules() {
     return config::rules::RuleSet::compile(demo_file("sync-rules.yaml"), "sync-rules.yaml", {"1#"}).rules;
 }
 
-DemoWorkload::DemoWorkload(const std::string& uri, unsigned seed) : m_connection(uri), m_random(seed) {}
+DemoWorkload::DemoWorkload(const std::string& uri, unsigned seed) : DemoWorkload(uri, seed, kDemoUsers) {}
+
+DemoWorkload::DemoWorkload(const std::string& uri, unsigned seed, std::vector<std::string> users)
+    : m_connection(uri), m_random(seed), m_users(std::move(users)) {}
 
 int DemoWorkload::pick(int lo, int hi) { return pick_in(m_random, lo, hi); }
+
+std::string DemoWorkload::user() {
+    return m_users[static_cast<std::size_t>(pick(0, static_cast<int>(m_users.size()) - 1))];
+}
 
 void DemoWorkload::run(int transactions) {
     for (int t = 0; t < transactions; ++t) {
@@ -119,10 +147,10 @@ void DemoWorkload::one(pqxx::work& tx) {
     switch (pick(0, 10)) {
         case 0:
             tx.exec_params0("INSERT INTO lists (id, owner_id, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                            list(m_random), user(m_random), word);
+                            list(m_random), user(), word);
             break;
         case 1:  // moves the list (and its todos) to another owner's bucket
-            tx.exec_params0("UPDATE lists SET owner_id = $2 WHERE id = $1", list(m_random), user(m_random));
+            tx.exec_params0("UPDATE lists SET owner_id = $2 WHERE id = $1", list(m_random), user());
             break;
         case 2:
             tx.exec_params0("UPDATE lists SET name = $2 WHERE id = $1", list(m_random), word);
@@ -150,10 +178,10 @@ void DemoWorkload::one(pqxx::work& tx) {
             tx.exec_params0(
                 "INSERT INTO list_shares (list_id, user_id) SELECT id, $2 FROM lists WHERE id = $1 "
                 "ON CONFLICT DO NOTHING",
-                list(m_random), user(m_random));
+                list(m_random), user());
             break;
         case 9:  // revoke
-            tx.exec_params0("DELETE FROM list_shares WHERE list_id = $1 AND user_id = $2", list(m_random), user(m_random));
+            tx.exec_params0("DELETE FROM list_shares WHERE list_id = $1 AND user_id = $2", list(m_random), user());
             break;
         case 10:  // a transaction larger than a chunk
             tx.exec_params0("UPDATE todos SET description = description || $1", word.substr(0, 2));
@@ -191,21 +219,7 @@ std::string compare_every_user(const config::rules::RuleSet& rules, const std::s
     pqxx::connection source(source_uri);
     std::string differences;
     for (const auto& u : kDemoUsers) {
-        const auto expected = oracle(source, u);
-        const auto actual = project(client_view(rules, *reader.value(), u));
-        for (const auto& [key, value] : expected) {
-            auto it = actual.find(key);
-            if (it == actual.end()) {
-                differences += u + " lacks " + key.first + "/" + key.second + "\n";
-            } else if (it->second != value) {
-                differences += u + " has " + key.first + "/" + key.second + " = " + it->second + ", expected " + value + "\n";
-            }
-        }
-        for (const auto& [key, value] : actual) {
-            if (!expected.contains(key)) {
-                differences += u + " holds " + key.first + "/" + key.second + " outside its buckets\n";
-            }
-        }
+        differences += compare_rows(u, oracle(source, u), project(client_view(rules, *reader.value(), u)));
     }
     return differences;
 }

@@ -3,15 +3,18 @@
 // client view (reduced from bucket storage) with the demo rules' queries run on the source.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pqxx/connection>
 #include <pqxx/transaction>
 
 #include "config/rules/rule_set.h"
+#include "tests/support/client_view.h"
 
 namespace sluice::test {
 
@@ -27,6 +30,8 @@ void create_demo_schema(const std::string& source_uri);
 class DemoWorkload {
 public:
     DemoWorkload(const std::string& uri, unsigned seed);
+    // The same over other users (they must exist in the users table).
+    DemoWorkload(const std::string& uri, unsigned seed, std::vector<std::string> users);
     // `transactions` transactions of 1 to 4 statements each.
     void run(int transactions);
     // A user whose profile bucket marks "everything before this is replicated".
@@ -34,15 +39,27 @@ public:
 
 private:
     int pick(int lo, int hi);
+    std::string user();
     void one(pqxx::work& tx);
 
     pqxx::connection m_connection;
     std::mt19937 m_random;
+    std::vector<std::string> m_users;
     int m_counter = 0;
 };
 
 // Waits (polling, up to `seconds`) until storage has a checkpoint covering `marker`'s profile.
 [[nodiscard]] bool wait_for_marker(const std::string& storage_uri, const std::string& marker, int seconds = 120);
+
+// (table, id) -> the fields the oracle compares ("name|owner_id" for lists, "description|list_id" for
+// todos, "name" for users).
+using OracleRows = std::map<std::pair<std::string, std::string>, std::string>;
+// The demo rules' queries run directly against the source: what user `user` must hold.
+[[nodiscard]] OracleRows rules_rows(pqxx::connection& source, const std::string& user);
+// The same fields from rows a client holds (object_type, object_id) -> row JSON.
+[[nodiscard]] OracleRows project_rows(const ClientRows& client);
+// "" when they are equal; otherwise what differs, one line each, prefixed with `user`.
+[[nodiscard]] std::string compare_rows(const std::string& user, const OracleRows& expected, const OracleRows& actual);
 
 // "" when every demo user's client view equals the rules' queries on the source; otherwise what differs.
 [[nodiscard]] std::string compare_every_user(const config::rules::RuleSet& rules, const std::string& storage_uri,

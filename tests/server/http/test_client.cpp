@@ -127,6 +127,7 @@ bool Socket::read_some(std::string& buffer, std::chrono::steady_clock::time_poin
     char chunk[65536];
     auto n = ::recv(m_fd, chunk, sizeof chunk, 0);
     if (n <= 0) {
+        m_peer_closed = true;
         return false;
     }
     buffer.append(chunk, static_cast<std::size_t>(n));

@@ -33,9 +33,12 @@ public:
     // Reads more bytes into `buffer`; false on EOF or deadline.
     bool read_some(std::string& buffer, std::chrono::steady_clock::time_point deadline);
     void close();
+    // True once a read found the connection closed by the peer (or failed), or after close().
+    [[nodiscard]] bool closed() const { return m_fd < 0 || m_peer_closed; }
 
 private:
     int m_fd = -1;
+    bool m_peer_closed = false;
 };
 
 // POST /sync/stream, then the NDJSON lines one by one.
@@ -47,6 +50,8 @@ public:
     // The next line (without '\n'); nullopt at the end of the stream or after `timeout`.
     std::optional<std::string> next_line(std::chrono::seconds timeout = std::chrono::seconds(60));
     void close() { m_socket.close(); }
+    // The stream is over (its last chunk came, or the connection closed): no more lines will come.
+    [[nodiscard]] bool ended() const { return m_ended || m_socket.closed(); }
 
 private:
     bool fill_chunk(std::chrono::steady_clock::time_point deadline);
@@ -69,6 +74,8 @@ public:
     // The next text message; nullopt on close, EOF or timeout. close_code() tells a close frame's code.
     std::optional<std::string> next_message(std::chrono::seconds timeout = std::chrono::seconds(60));
     [[nodiscard]] int close_code() const { return m_close_code; }
+    // A close frame came, or the connection closed: no more messages will come.
+    [[nodiscard]] bool ended() const { return m_close_code != 0 || m_socket.closed(); }
 
 private:
     Socket m_socket;
