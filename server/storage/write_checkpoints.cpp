@@ -31,9 +31,9 @@ struct WriteCheckpointStore::Impl {
     protocol::Result<std::int64_t> insert(const std::string& user_id, const std::string& client_id,
                                           std::optional<std::int64_t> number, protocol::Lsn lsn) {
         try {
-            pqxx::work tx(connection);
+            // One statement, so autocommit keeps it atomic and costs one round trip.
+            pqxx::nontransaction tx(connection);
             auto result = tx.exec_params(kInsert, user_id, client_id, number, lsn.to_string());
-            tx.commit();
             if (result.empty()) {
                 return number.value_or(0);  // already recorded (a client-numbered repeat)
             }
