@@ -11,8 +11,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <cstdio>
+#include <sstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -131,6 +136,66 @@ private:
     std::string m_buffer;
 };
 
+// CPU seconds (user + system) used so far by this process and by the Postgres backends serving the
+// benchmark's databases (their command line names the database), from /proc: the machine may be
+// shared, so the cost per op is reported beside the rate.
+struct CpuSeconds {
+    double sluice = 0;
+    double postgres = 0;
+};
+
+std::string read_text(const std::string& path) {
+    std::string text;
+    if (FILE* f = std::fopen(path.c_str(), "rb")) {
+        char chunk[4096];
+        for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;) {
+            text.append(chunk, n);
+        }
+        std::fclose(f);
+    }
+    return text;
+}
+
+double proc_cpu_seconds(const std::string& stat_path) {
+    const std::string text = read_text(stat_path);
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) {
+        return 0;
+    }
+    std::istringstream fields(text.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+        if (i == 14 || i == 15) {  // utime, stime
+            ticks += std::stod(field);
+        }
+    }
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+CpuSeconds cpu_now() {
+    CpuSeconds out;
+    out.sluice = proc_cpu_seconds("/proc/self/stat");
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        const auto name = entry.path().filename().string();
+        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) {
+            continue;
+        }
+        const std::string text = read_text((entry.path() / "cmdline").string());
+        if (text.starts_with("postgres: ") && text.find("sluice_bench_upload_") != std::string::npos) {
+            out.postgres += proc_cpu_seconds((entry.path() / "stat").string());
+        }
+    }
+    return out;
+}
+
+double load_average() {
+    std::ifstream in("/proc/loadavg");
+    double load = 0;
+    in >> load;
+    return load;
+}
+
 constexpr const char* kRules = R"YAML(
 bucket_definitions:
   by_owner:
@@ -233,8 +298,10 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::seconds(1));  // warm-up: connections, catalog, plans
         measuring = true;
         const auto start = Clock::now();
+        const auto cpu_before = cpu_now();
         std::this_thread::sleep_for(std::chrono::seconds(seconds));
         measuring = false;
+        const auto cpu_after = cpu_now();
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         done = true;
         for (auto& t : threads) {
@@ -255,6 +322,15 @@ int main(int argc, char** argv) {
         fmt::print("{:<62} {:>9.2f} ms\n", "uploads: p50 time to answer", pct(0.50));
         fmt::print("{:<62} {:>9.2f} ms   <= 20 ms {}\n", "uploads: p99 time to answer", pct(0.99),
                    pct(0.99) <= 20.0 ? "ok" : "MISSED");
+        const double ops = std::max<double>(1.0, static_cast<double>(latencies_ms.size()));
+        const double sluice_us = (cpu_after.sluice - cpu_before.sluice) * 1e6 / ops;
+        const double postgres_us = (cpu_after.postgres - cpu_before.postgres) * 1e6 / ops;
+        fmt::print("{:<62} {:>9.0f} us   (server {:.0f} incl. the load clients, Postgres backends {:.0f})\n",
+                   "uploads: CPU per applied op", sluice_us + postgres_us, sluice_us, postgres_us);
+        fmt::print("{:<62} {:>12.0f}   (machine load average now {:.1f}; {} cores)\n",
+                   "uploads: ops/s the CPU cost allows on the whole machine",
+                   static_cast<double>(std::thread::hardware_concurrency()) * 1e6 / std::max(1.0, sluice_us + postgres_us),
+                   load_average(), std::thread::hardware_concurrency());
         fmt::print("{:<62} {:>12}\n", "uploads: errors / retried attempts",
                    fmt::format("{} / {}", errors.load(), stats.retries.load()));
         server.value()->stop();

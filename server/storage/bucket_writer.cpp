@@ -423,8 +423,16 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
             const auto passed = w.exec_params0(
                 "UPDATE sluice.write_checkpoints SET op_id = $1 WHERE op_id IS NULL AND lsn <= $2::pg_lsn", target,
                 lsn.to_string());
-            if (passed.affected_rows() > 0 && !new_anyway) {
-                ++impl.next_op_id;
+            if (passed.affected_rows() > 0) {
+                if (!new_anyway) {
+                    ++impl.next_op_id;
+                }
+                // Per client, the newest delivered write checkpoint is all a session needs.
+                w.exec_params0(
+                    "DELETE FROM sluice.write_checkpoints w USING sluice.write_checkpoints n "
+                    "WHERE n.op_id = $1 AND w.user_id = n.user_id AND w.client_id = n.client_id "
+                    "AND w.op_id < $1 AND w.checkpoint < n.checkpoint",
+                    target);
             }
         }
         CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};

@@ -11,16 +11,12 @@ namespace {
 using protocol::ErrorCode;
 using protocol::Status;
 
-// Each insert also drops the rows of the same user and client that a newer delivered one
-// supersedes, so the table holds per client the newest delivered checkpoint and the pending ones.
+// Superseded rows are dropped by the BucketWriter when it delivers newer ones, so inserting stays
+// one cheap statement however far replication lags.
 constexpr const char* kInsert =
-    "WITH added AS (INSERT INTO sluice.write_checkpoints (user_id, client_id, checkpoint, lsn) "
-    "               VALUES ($1, $2, COALESCE($3, nextval('sluice.write_checkpoint_numbers')), $4::pg_lsn) "
-    "               ON CONFLICT (user_id, client_id, checkpoint) DO NOTHING RETURNING checkpoint), "
-    "pruned AS (DELETE FROM sluice.write_checkpoints w WHERE w.user_id = $1 AND w.client_id = $2 "
-    "           AND w.op_id IS NOT NULL AND w.checkpoint < (SELECT max(d.checkpoint) FROM sluice.write_checkpoints d "
-    "               WHERE d.user_id = $1 AND d.client_id = $2 AND d.op_id IS NOT NULL)) "
-    "SELECT checkpoint FROM added";
+    "INSERT INTO sluice.write_checkpoints (user_id, client_id, checkpoint, lsn) "
+    "VALUES ($1, $2, COALESCE($3, nextval('sluice.write_checkpoint_numbers')), $4::pg_lsn) "
+    "ON CONFLICT (user_id, client_id, checkpoint) DO NOTHING RETURNING checkpoint";
 
 }  // namespace
 

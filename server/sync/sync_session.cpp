@@ -140,6 +140,10 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
         if (*found) {
             write_checkpoint = static_cast<std::uint64_t>(**found);
         }
+        // Write checkpoints only grow: one delivered before stays (storage drops superseded rows).
+        if (m_write_checkpoint && (!write_checkpoint || *write_checkpoint < *m_write_checkpoint)) {
+            write_checkpoint = m_write_checkpoint;
+        }
     }
     std::map<std::string, BucketInfo> buckets;
     for (const auto& b : resolution->buckets) {

@@ -21,15 +21,20 @@ using wire::OpResult;
 using wire::OpStatus;
 
 // The record of a batch: claimed first (a concurrent duplicate waits on the key, then sees the
-// committed record), its result written before COMMIT. The placeholder never commits.
-constexpr const char* kClaim =
-    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, '{\"status\":\"pending\"}') "
+// committed record), its result written before COMMIT. The placeholder never commits. The claim
+// goes with BEGIN, and the result with COMMIT, in one round trip each: their values are quoted by
+// libpq as literals (client and batch ids are checked to hold no NUL). The result is the only
+// column the UPDATE changes, and it is not indexed: a HOT update.
+constexpr const char* kBeginClaim =
+    "BEGIN ISOLATION LEVEL READ COMMITTED; "
+    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ({}, {}, {}, '{{\"status\":\"pending\"}}') "
     "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
+constexpr const char* kFinishCommit =
+    "UPDATE sluice.uploads SET result = {}::jsonb WHERE client_id = {} AND batch_id = {}; "
+    "COMMIT; SELECT pg_current_wal_insert_lsn()::text";
 constexpr const char* kClaimFinal =
     "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, $4::jsonb) "
     "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
-constexpr const char* kFinish =
-    "UPDATE sluice.uploads SET result = $3::jsonb, applied_at = now() WHERE client_id = $1 AND batch_id = $2";
 constexpr const char* kRecord = "SELECT user_id, result::text FROM sluice.uploads WHERE client_id = $1 AND batch_id = $2";
 // One round trip: the commit and the WAL position after it (>= the commit record's end).
 constexpr const char* kCommit = "COMMIT; SELECT pg_current_wal_insert_lsn()::text";
@@ -86,7 +91,8 @@ using Params = std::vector<std::optional<std::string>>;
 
 class OpApplier {
 public:
-    OpApplier(pqxx::nontransaction& tx, const BatchContext& ctx) : m_tx(tx), m_ctx(ctx) {}
+    OpApplier(pqxx::nontransaction& tx, StatementCache& statements, const BatchContext& ctx)
+        : m_tx(tx), m_statements(statements), m_ctx(ctx) {}
 
     OpResult apply(const wire::CrudOp& op) {
         m_refreshed = false;
@@ -177,7 +183,7 @@ private:
             sql += ", " + c.quoted;
         }
         sql += " FROM " + info.quoted + " WHERE " + id.quoted + " = " + id_param + " FOR UPDATE) AS o ON true";
-        const auto rows = m_tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+        const auto rows = run(sql, params);
         const auto& row = rows[0];
         const auto resolver = info.resolver();
         const std::size_t old_at = 1 + written.size();
@@ -200,7 +206,7 @@ private:
             if (auto decision = m_ctx.rules.check(table, check, m_ctx.request); !decision.allowed) {
                 return rejected(ErrorCode::kUploadDenied, decision.reason);
             }
-            m_tx.exec_params0("DELETE FROM " + info.quoted + " WHERE " + id.quoted + " = " + id_param, op.id);
+            (void)run("DELETE FROM " + info.quoted + " WHERE " + id.quoted + " = " + id_param, {op.id});
             return OpResult{};
         }
         if (op.kind == wire::CrudKind::kPatch && !exists) {
@@ -235,7 +241,7 @@ private:
                                       written[i].column->type_sql);
             }
             update += " WHERE " + id.quoted + " = " + id_param;
-            const auto done = m_tx.exec_params(update, pqxx::prepare::make_dynamic_params(params));
+            const auto done = run(update, params);
             if (done.affected_rows() == 0) {
                 return rejected(ErrorCode::kUploadRowNotFound,
                                 fmt::format("{} row '{}' is not visible to the upload role", table.to_string(), op.id));
@@ -249,13 +255,23 @@ private:
             values += fmt::format(", ${}::{}", i + 2, written[i].column->type_sql);
         }
         insert += ") VALUES (" + values + ") ON CONFLICT (" + id.quoted + ") DO NOTHING RETURNING 1";
-        if (m_tx.exec_params(insert, pqxx::prepare::make_dynamic_params(params)).empty()) {
+        if (run(insert, params).empty()) {
             return std::nullopt;
         }
         return OpResult{};
     }
 
+    // Runs `sql` with `params`, prepared when the cache allows.
+    pqxx::result run(const std::string& sql, const Params& params) {
+        const auto name = m_statements.name_for(m_tx.conn(), sql);
+        if (name.empty()) {
+            return m_tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+        }
+        return m_tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
+    }
+
     pqxx::nontransaction& m_tx;
+    StatementCache& m_statements;
     const BatchContext& m_ctx;
     bool m_refreshed = false;  // the catalog was read again for this op
 };
@@ -319,10 +335,28 @@ const char* source_schema_sql() {
            "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at)";
 }
 
-protocol::Result<Attempt> run_batch(pqxx::connection_base& source, const BatchContext& ctx) {
+std::string StatementCache::name_for(pqxx::connection_base& source, const std::string& sql) {
+    if (auto it = m_names.find(sql); it != m_names.end()) {
+        return it->second;
+    }
+    if (m_names.size() >= kCap) {
+        return {};
+    }
+    std::string name = "sluice_upload_" + std::to_string(m_names.size());
+    source.prepare(name, sql);
+    m_names.emplace(sql, name);
+    return name;
+}
+
+protocol::Result<Attempt> run_batch(pqxx::connection_base& source, StatementCache& statements,
+                                    const BatchContext& ctx) {
+    if (ctx.user_id.find('\0') != std::string::npos) {
+        return Status{ErrorCode::kAuthInvalid, "the token's sub claim contains a NUL character"};
+    }
     pqxx::nontransaction tx(source);
-    tx.exec0("BEGIN ISOLATION LEVEL READ COMMITTED");
-    if (tx.exec_params(kClaim, ctx.client_id, ctx.batch.batch_id, ctx.user_id).empty()) {
+    const auto client = tx.quote(ctx.client_id);
+    const auto batch_id = tx.quote(ctx.batch.batch_id);
+    if (tx.exec(fmt::format(kBeginClaim, client, batch_id, tx.quote(ctx.user_id))).empty()) {
         return replay(tx, ctx);
     }
     if (!ctx.role.empty()) {
@@ -334,7 +368,7 @@ protocol::Result<Attempt> run_batch(pqxx::connection_base& source, const BatchCo
     const auto& ops = ctx.batch.ops;
     wire::UploadResult result;
     result.ops.reserve(ops.size());
-    OpApplier applier(tx, ctx);
+    OpApplier applier(tx, statements, ctx);
     for (std::size_t i = 0; i < ops.size(); ++i) {
         if (!all_or_nothing) {
             tx.exec0(i == 0 ? "SAVEPOINT sluice_op" : "RELEASE SAVEPOINT sluice_op; SAVEPOINT sluice_op");
@@ -374,11 +408,10 @@ protocol::Result<Attempt> run_batch(pqxx::connection_base& source, const BatchCo
     if (!ctx.role.empty()) {
         tx.exec0("RESET ROLE");  // the record is Sluice's, not the user's
     }
-    tx.exec_params0(kFinish, ctx.client_id, ctx.batch.batch_id, result_json(result));
     call_hook(ctx, HookPoint::kBeforeCommit, source);
     protocol::Lsn lsn;
     try {
-        lsn = parse_lsn(tx.exec(kCommit));
+        lsn = parse_lsn(tx.exec(fmt::format(kFinishCommit, tx.quote(result_json(result)), client, batch_id)));
     } catch (const pqxx::sql_error& e) {
         // A deferred constraint or trigger refused the batch at COMMIT: nothing of it is applied.
         const auto error = classify(e);

@@ -45,6 +45,7 @@ std::unique_ptr<pqxx::connection> open_source(const std::string& conninfo) {
 // A source connection and, once a write checkpoint was recorded through it, a storage one.
 struct Slot {
     std::unique_ptr<pqxx::connection> source;
+    detail::StatementCache statements;  // prepared on `source`
     std::unique_ptr<storage::WriteCheckpointStore> storage;
 };
 
@@ -187,8 +188,9 @@ struct Uploader::Impl {
                 nudge_wanted = nudge_wanted || wanted;
                 nudge_wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
             } else {
-                // Coalesce: batches committing in the next moment share the next message.
-                nudge_wake.wait_for(lock, std::chrono::milliseconds(2), [&] { return stopping; });
+                // Coalesce: batches committing in the next moment share the next message (under load
+                // other commits pass the write checkpoints anyway; idle, this bounds the extra wait).
+                nudge_wake.wait_for(lock, std::chrono::milliseconds(10), [&] { return stopping; });
             }
         }
     }
@@ -276,7 +278,7 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
         std::unique_ptr<Slot> slot;
         try {
             slot = impl.acquire();
-            auto done = detail::run_batch(*slot->source, ctx);
+            auto done = detail::run_batch(*slot->source, slot->statements, ctx);
             if (!done) {
                 impl.release(std::move(slot));
                 impl.stats.failures++;

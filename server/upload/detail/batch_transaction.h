@@ -3,6 +3,7 @@
 // retries; the ops' own rejections are results, not exceptions.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "config/rules/request.h"
@@ -39,8 +40,21 @@ struct Attempt {
     protocol::Lsn lsn;  // the source's WAL insert position after the batch's commit
 };
 
+// Named prepared statements of one source connection, by SQL text (per table and shape of op), so
+// repeated ops skip parsing and planning. Bounded: past the cap, statements run unprepared.
+class StatementCache {
+public:
+    // The statement's name, prepared on `source` when first seen; empty past the cap.
+    [[nodiscard]] std::string name_for(pqxx::connection_base& source, const std::string& sql);
+
+private:
+    static constexpr std::size_t kCap = 512;
+    std::map<std::string, std::string> m_names;  // SQL text -> statement name
+};
+
 // Runs the batch. SL6010 when the batch id is another user's.
-[[nodiscard]] protocol::Result<Attempt> run_batch(pqxx::connection_base& source, const BatchContext& ctx);
+[[nodiscard]] protocol::Result<Attempt> run_batch(pqxx::connection_base& source, StatementCache& statements,
+                                                  const BatchContext& ctx);
 
 // The SQL that creates the record table in the source (the shape of migrations/0001's sluice.uploads).
 [[nodiscard]] const char* source_schema_sql();
