@@ -13,12 +13,12 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <cstdio>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -327,10 +327,11 @@ int main(int argc, char** argv) {
         const double postgres_us = (cpu_after.postgres - cpu_before.postgres) * 1e6 / ops;
         fmt::print("{:<62} {:>9.0f} us   (server {:.0f} incl. the load clients, Postgres backends {:.0f})\n",
                    "uploads: CPU per applied op", sluice_us + postgres_us, sluice_us, postgres_us);
-        fmt::print("{:<62} {:>12.0f}   (machine load average now {:.1f}; {} cores)\n",
-                   "uploads: ops/s the CPU cost allows on the whole machine",
-                   static_cast<double>(std::thread::hardware_concurrency()) * 1e6 / std::max(1.0, sluice_us + postgres_us),
-                   load_average(), std::thread::hardware_concurrency());
+        fmt::print(
+            "{:<62} {:>12.0f}   (machine load average now {:.1f}; {} cores)\n",
+            "uploads: ops/s the CPU cost allows on the whole machine",
+            static_cast<double>(std::thread::hardware_concurrency()) * 1e6 / std::max(1.0, sluice_us + postgres_us),
+            load_average(), std::thread::hardware_concurrency());
         fmt::print("{:<62} {:>12}\n", "uploads: errors / retried attempts",
                    fmt::format("{} / {}", errors.load(), stats.retries.load()));
         server.value()->stop();

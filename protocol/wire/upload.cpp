@@ -143,9 +143,9 @@ Status read_op(element e, std::size_t index, CrudOp& op) {
 Status read_ops(array ops, std::size_t max_ops, std::vector<CrudOp>& out) {
     const std::size_t count = ops.size();
     if (count > max_ops) {
-        return {ErrorCode::kUploadTooManyOps,
-                fmt::format("the batch has {} operations; the limit is {} (limits.max_upload_batch_ops)", count,
-                            max_ops)};
+        return {
+            ErrorCode::kUploadTooManyOps,
+            fmt::format("the batch has {} operations; the limit is {} (limits.max_upload_batch_ops)", count, max_ops)};
     }
     out.reserve(count);
     std::size_t index = 0;

@@ -119,8 +119,8 @@ std::optional<Response> admit(Shared& shared, const Request& request, bhttp::ver
                               protocol::Result<auth::VerifiedToken>& token) {
     if (request.method() != method) {
         return fail(shared, request,
-                    {ErrorCode::kBadRequest, fmt::format("use {} for {}", bhttp::to_string(method),
-                                                         path_of(request.target()))});
+                    {ErrorCode::kBadRequest,
+                     fmt::format("use {} for {}", bhttp::to_string(method), path_of(request.target()))});
     }
     if (method == bhttp::verb::post && !is_json(request)) {
         return fail(shared, request, {ErrorCode::kUnsupportedMediaType, "send Content-Type: application/json"});
@@ -150,8 +150,8 @@ net::awaitable<Response> post_upload(Shared& shared, const Request& request) {
     if (auto refused = admit(shared, request, bhttp::verb::post, token)) {
         co_return std::move(*refused);
     }
-    auto parsed = wire::parse_upload_request(request.body(),
-                                             {shared.options.max_message_bytes, shared.options.max_upload_ops});
+    auto parsed =
+        wire::parse_upload_request(request.body(), {shared.options.max_message_bytes, shared.options.max_upload_ops});
     if (!parsed) {
         co_return fail(shared, request, parsed.status());
     }
@@ -240,7 +240,8 @@ std::string ws_reply(const wire::UploadMessage& message, const std::vector<wire:
         for (std::size_t i = 0; i < result.ops.size(); ++i) {
             if (result.ops[i].status == wire::OpStatus::kRejected) {
                 wire::encode_upload_error(line, message.upload_id, result.ops[i].code, result.ops[i].reason,
-                                          i < ops.size() ? ops[i].op_id : std::nullopt, outcome.answer.write_checkpoint);
+                                          i < ops.size() ? ops[i].op_id : std::nullopt,
+                                          outcome.answer.write_checkpoint);
                 return line;
             }
         }
@@ -309,7 +310,8 @@ net::awaitable<void> websocket_upload(Shared& shared, const auth::VerifiedToken&
             shared.upload_workers.get_executor(),
             [&shared, &token, &prepared]() -> net::awaitable<UploadOutcome> {
                 auto done = shared.deps.uploader->upload(token, prepared.batch);
-                co_return done ? UploadOutcome{Status::ok(), std::move(done).value()} : UploadOutcome{done.status(), {}};
+                co_return done ? UploadOutcome{Status::ok(), std::move(done).value()}
+                               : UploadOutcome{done.status(), {}};
             },
             net::use_awaitable);
         prepared.refusal = ws_reply(message, prepared.batch.ops, outcome);

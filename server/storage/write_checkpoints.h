@@ -26,8 +26,8 @@ public:
                                                         protocol::Lsn lsn);
     // Records a write checkpoint with the client's own number (POST /sync/checkpoint-request). A
     // number already recorded for this user and client is kept as it was.
-    [[nodiscard]] protocol::Status record(const std::string& user_id, const std::string& client_id,
-                                          std::int64_t number, protocol::Lsn lsn);
+    [[nodiscard]] protocol::Status record(const std::string& user_id, const std::string& client_id, std::int64_t number,
+                                          protocol::Lsn lsn);
 
     struct Impl;
 

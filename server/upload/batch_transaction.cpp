@@ -27,7 +27,8 @@ using wire::OpStatus;
 // column the UPDATE changes, and it is not indexed: a HOT update.
 constexpr const char* kBeginClaim =
     "BEGIN ISOLATION LEVEL READ COMMITTED; "
-    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ({}, {}, {}, '{{\"status\":\"pending\"}}') "
+    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ({}, {}, {}, "
+    "'{{\"status\":\"pending\"}}') "
     "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
 constexpr const char* kFinishCommit =
     "UPDATE sluice.uploads SET result = {}::jsonb WHERE client_id = {} AND batch_id = {}; "
@@ -35,7 +36,8 @@ constexpr const char* kFinishCommit =
 constexpr const char* kClaimFinal =
     "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, $4::jsonb) "
     "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
-constexpr const char* kRecord = "SELECT user_id, result::text FROM sluice.uploads WHERE client_id = $1 AND batch_id = $2";
+constexpr const char* kRecord =
+    "SELECT user_id, result::text FROM sluice.uploads WHERE client_id = $1 AND batch_id = $2";
 // One round trip: the commit and the WAL position after it (>= the commit record's end).
 constexpr const char* kCommit = "COMMIT; SELECT pg_current_wal_insert_lsn()::text";
 constexpr int kInsertRaces = 3;  // an INSERT that found the row inserted meanwhile is checked again as an update
@@ -124,7 +126,8 @@ private:
         if (op.kind != wire::CrudKind::kDelete) {
             for (const auto& [name, value] : op.data) {
                 if (name == "id") {
-                    if ((value.kind != wire::CrudValue::Kind::kString && value.kind != wire::CrudValue::Kind::kNumber) ||
+                    if ((value.kind != wire::CrudValue::Kind::kString &&
+                         value.kind != wire::CrudValue::Kind::kNumber) ||
                         value.text != op.id) {
                         return rejected(ErrorCode::kUploadInvalidData, "data.id differs from the op's id");
                     }
@@ -137,9 +140,9 @@ private:
                     m_ctx.catalog.invalidate();
                     info = m_ctx.catalog.get(m_tx, *table);
                     if (!info) {
-                        return rejected(ErrorCode::kUploadTableNotAllowed,
-                                        fmt::format("table {} does not exist in the source database",
-                                                    table->to_string()));
+                        return rejected(
+                            ErrorCode::kUploadTableNotAllowed,
+                            fmt::format("table {} does not exist in the source database", table->to_string()));
                     }
                     return apply_checked(op);
                 }
@@ -157,8 +160,8 @@ private:
         for (int race = 0;; ++race) {
             auto outcome = apply_once(op, *table, *info, written);
             if (outcome || race + 1 >= kInsertRaces) {
-                return outcome.value_or(rejected(ErrorCode::kUploadConstraint,
-                                                 "the row was inserted and removed concurrently; try again"));
+                return outcome.value_or(
+                    rejected(ErrorCode::kUploadConstraint, "the row was inserted and removed concurrently; try again"));
             }
         }
     }
@@ -175,7 +178,7 @@ private:
         std::string sql = "SELECT " + id_param;
         for (const auto& w : written) {
             params.push_back(w.value->kind == wire::CrudValue::Kind::kNull ? std::nullopt
-                                                                             : std::optional<std::string>(w.value->text));
+                                                                           : std::optional<std::string>(w.value->text));
             sql += fmt::format(", ${}::{}", params.size(), w.column->type_sql);
         }
         sql += ", o.* FROM (SELECT 1) AS one LEFT JOIN (SELECT true";
@@ -217,7 +220,8 @@ private:
         new_row.set(id.name, column_value(id, row[0], resolver));
         std::vector<std::string> patched;
         for (std::size_t i = 0; i < written.size(); ++i) {
-            new_row.set(written[i].column->name, column_value(*written[i].column, row[static_cast<int>(1 + i)], resolver));
+            new_row.set(written[i].column->name,
+                        column_value(*written[i].column, row[static_cast<int>(1 + i)], resolver));
             patched.push_back(written[i].column->name);
         }
         rules::WriteCheck check;
@@ -300,14 +304,14 @@ protocol::Result<Attempt> replay(pqxx::nontransaction& tx, const BatchContext& c
         throw pqxx::serialization_failure("the batch's record vanished between its claim and its read");
     }
     if (record[0][0].as<std::string>() != ctx.user_id) {
-        return Status{ErrorCode::kUploadBatchIdTaken,
-                      fmt::format("batch '{}' of client '{}' was uploaded by another user", ctx.batch.batch_id,
-                                  ctx.client_id)};
+        return Status{
+            ErrorCode::kUploadBatchIdTaken,
+            fmt::format("batch '{}' of client '{}' was uploaded by another user", ctx.batch.batch_id, ctx.client_id)};
     }
     auto decoded = wire::decode_upload_result(record[0][1].as<std::string>());
     if (!decoded) {
-        return Status{ErrorCode::kInternal, "the record of batch '" + ctx.batch.batch_id +
-                                                "' cannot be read: " + decoded.status().message()};
+        return Status{ErrorCode::kInternal,
+                      "the record of batch '" + ctx.batch.batch_id + "' cannot be read: " + decoded.status().message()};
     }
     return Attempt{std::move(decoded).value(), true, lsn};
 }
@@ -330,7 +334,8 @@ protocol::Result<Attempt> record_rejection(pqxx::nontransaction& tx, const Batch
 const char* source_schema_sql() {
     return "CREATE SCHEMA IF NOT EXISTS sluice; "
            "CREATE TABLE IF NOT EXISTS sluice.uploads ("
-           "    client_id text NOT NULL, batch_id text NOT NULL, user_id text NOT NULL, result jsonb NOT NULL, "
+           "    client_id text COLLATE \"C\" NOT NULL, batch_id text COLLATE \"C\" NOT NULL, user_id text NOT NULL, "
+           "    result jsonb NOT NULL, "
            "    applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, batch_id)); "
            "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at)";
 }

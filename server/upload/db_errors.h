@@ -24,7 +24,7 @@ enum class DbAction {
 struct DbError {
     DbAction action = DbAction::kEscalate;
     protocol::ErrorCode code = protocol::ErrorCode::kInternal;  // kReject: the op's code
-    std::string message;                                         // the database's primary message
+    std::string message;                                        // the database's primary message
 };
 
 // By SQLSTATE (5 characters); `message` is the database's primary message.

@@ -23,8 +23,8 @@ class transaction_base;
 namespace sluice::upload {
 
 struct ColumnInfo {
-    std::string name;      // as in the catalog
-    std::string quoted;    // "name", for SQL
+    std::string name;    // as in the catalog
+    std::string quoted;  // "name", for SQL
     protocol::pgoutput::Oid type = 0;
     std::string type_sql;  // format_type(): a type name to cast a parameter to
     bool generated = false;
@@ -46,7 +46,8 @@ class TableCatalog {
 public:
     // The table's shape (cached); nullptr when the source has no such table. Reads the catalog in
     // `tx` on a miss. Throws what libpqxx throws.
-    [[nodiscard]] std::shared_ptr<const TableInfo> get(pqxx::transaction_base& tx, const config::rules::TableName& name);
+    [[nodiscard]] std::shared_ptr<const TableInfo> get(pqxx::transaction_base& tx,
+                                                       const config::rules::TableName& name);
     // Forgets every cached shape (a table changed: its next use reads the catalog again).
     void invalidate();
 

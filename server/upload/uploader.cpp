@@ -3,8 +3,8 @@
 //
 // Where the record lives: the batch's record must commit in the same transaction as its writes, so
 // it lives in the SOURCE database, in table sluice.uploads (schema sluice, created by prepare() with
-// the shape migrations/0001 gives it). When the storage database is the source database it is the
-// same table. Managed publications never include it (replication_setup.cpp refuses any table of
+// the shape migrations 0001 and 0002 give it). When the storage database is the source database it
+// is the same table. Managed publications never include it (replication_setup.cpp refuses any table of
 // schema sluice in the publication, so a FOR ALL TABLES publication cannot be used with uploads).
 #include "server/upload/uploader.h"
 
@@ -18,6 +18,7 @@
 #include <pqxx/pqxx>
 
 #include "server/core/log.h"
+#include "server/core/metrics.h"
 #include "server/core/pg_errors.h"
 #include "server/storage/write_checkpoints.h"
 #include "server/upload/db_errors.h"
@@ -60,6 +61,36 @@ UploaderOptions options_from_config(const config::Config& config, std::string st
     o.max_attempts = static_cast<int>(config.uploads.max_attempts);
     o.record_retention = std::chrono::hours(config.uploads.record_retention_hours);
     return o;
+}
+
+// The upload layer's metrics (GET /metrics), beside UploaderStats (per instance, for tests).
+struct UploadMetrics {
+    core::Counter& applied = batches("applied");
+    core::Counter& partial = batches("partial");
+    core::Counter& rejected = batches("rejected");
+    core::Counter& replayed = batches("replayed");
+    core::Counter& failed = batches("failed");
+    core::Counter& ops_applied = ops("applied");
+    core::Counter& ops_rejected = ops("rejected");
+    core::Counter& retries = core::metrics().counter(
+        "sluice_upload_retries_total", "upload batch attempts run again after a deadlock, serialization failure or lost "
+                                       "connection");
+
+    static core::Counter& batches(const char* outcome) {
+        return core::metrics().counter("sluice_upload_batches_total",
+                                       "upload batches answered, by outcome (replayed: from the record of an earlier "
+                                       "request; failed: an error, nothing applied)",
+                                       {{"outcome", outcome}});
+    }
+    static core::Counter& ops(const char* status) {
+        return core::metrics().counter("sluice_upload_ops_total", "operations of upload batches, applied or rejected",
+                                       {{"status", status}});
+    }
+};
+
+UploadMetrics& upload_metrics() {
+    static UploadMetrics m;
+    return m;
 }
 
 struct Uploader::Impl {
@@ -127,6 +158,34 @@ struct Uploader::Impl {
         }
         nudge();
         return recorded;
+    }
+
+    void count_answer(const protocol::wire::UploadResult& result, bool replayed) {
+        auto& m = upload_metrics();
+        stats.batches++;
+        if (replayed) {
+            stats.replays++;
+            m.replayed.add();
+            return;
+        }
+        using protocol::wire::BatchOutcome;
+        (result.outcome == BatchOutcome::kApplied   ? m.applied
+         : result.outcome == BatchOutcome::kPartial ? m.partial
+                                                    : m.rejected)
+            .add();
+        for (const auto& op : result.ops) {
+            const bool applied = op.status == protocol::wire::OpStatus::kApplied;
+            (applied ? stats.ops_applied : stats.ops_rejected)++;
+            (applied ? m.ops_applied : m.ops_rejected).add();
+        }
+    }
+    void count_failure() {
+        stats.failures++;
+        upload_metrics().failed.add();
+    }
+    void count_retry() {
+        stats.retries++;
+        upload_metrics().retries.add();
     }
 
     void nudge() {
@@ -230,10 +289,11 @@ protocol::Status Uploader::prepare() {
                 tx.exec_params1("SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1",
                                 m_impl->options.apply_as_role);
             if (!member[0].as<bool>()) {
-                return {ErrorCode::kConfigInvalidValue,
-                        fmt::format("uploads.apply_as_role '{}': the source user is not a member of that role; run "
-                                    "GRANT {} TO <source user>",
-                                    m_impl->options.apply_as_role, tx.conn().quote_name(m_impl->options.apply_as_role))};
+                return {
+                    ErrorCode::kConfigInvalidValue,
+                    fmt::format("uploads.apply_as_role '{}': the source user is not a member of that role; run "
+                                "GRANT {} TO <source user>",
+                                m_impl->options.apply_as_role, tx.conn().quote_name(m_impl->options.apply_as_role))};
             }
         }
         // Two processes starting together must not race on CREATE TABLE IF NOT EXISTS.
@@ -257,7 +317,7 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
     auto& impl = *m_impl;
     if (!impl.prepared.load()) {
         if (auto status = prepare(); !status) {
-            impl.stats.failures++;
+            impl.count_failure();
             return status;
         }
     }
@@ -266,13 +326,20 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
     if (!request) {
         return request.status();
     }
-    const detail::BatchContext ctx{impl.rules->write_rules(), request.value(), user.user_id, user.claims_json,
-                                   client_id, batch, impl.options.policy, impl.options.apply_as_role,
-                                   impl.catalog, impl.hook};
+    const detail::BatchContext ctx{impl.rules->write_rules(),
+                                   request.value(),
+                                   user.user_id,
+                                   user.claims_json,
+                                   client_id,
+                                   batch,
+                                   impl.options.policy,
+                                   impl.options.apply_as_role,
+                                   impl.catalog,
+                                   impl.hook};
     Status last;
     for (int attempt = 0; attempt < std::max(1, impl.options.max_attempts); ++attempt) {
         if (attempt > 0) {
-            impl.stats.retries++;
+            impl.count_retry();
             impl.sleep_backoff(attempt);
         }
         std::unique_ptr<Slot> slot;
@@ -281,50 +348,42 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
             auto done = detail::run_batch(*slot->source, slot->statements, ctx);
             if (!done) {
                 impl.release(std::move(slot));
-                impl.stats.failures++;
+                impl.count_failure();
                 return done.status();
             }
             auto checkpoint = impl.record_checkpoint(*slot, user.user_id, client_id, done->lsn, std::nullopt);
             impl.release(std::move(slot));
             if (!checkpoint) {
                 // The batch is committed: a retry is answered from its record.
-                impl.stats.failures++;
+                impl.count_failure();
                 return Status{ErrorCode::kUploadUnavailable,
                               "the batch is applied but its write checkpoint could not be recorded (" +
                                   checkpoint.status().to_string() + "); send it again to get the answer"};
             }
-            impl.stats.batches++;
-            if (done->replayed) {
-                impl.stats.replays++;
-            } else {
-                for (const auto& op : done->result.ops) {
-                    (op.status == protocol::wire::OpStatus::kApplied ? impl.stats.ops_applied
-                                                                     : impl.stats.ops_rejected)++;
-                }
-            }
+            impl.count_answer(done->result, done->replayed);
             return UploadAnswer{std::move(done->result), checkpoint.value(), done->replayed};
         } catch (const std::exception& e) {
             // The slot's connection is dropped whatever happened: a transaction may be open on it.
             const auto error = classify(e);
-            last = Status{ErrorCode::kUploadUnavailable,
-                          fmt::format("batch '{}' of client '{}' could not be applied: {}", batch.batch_id, client_id,
-                                      error.message)};
+            last =
+                Status{ErrorCode::kUploadUnavailable, fmt::format("batch '{}' of client '{}' could not be applied: {}",
+                                                                  batch.batch_id, client_id, error.message)};
             if (error.action == DbAction::kStaleCatalog) {
                 impl.catalog.invalidate();
                 impl.prepared = false;  // sluice.uploads itself may be gone
                 if (auto status = prepare(); !status) {
-                    impl.stats.failures++;
+                    impl.count_failure();
                     return status;
                 }
             } else if (error.action == DbAction::kEscalate || error.action == DbAction::kReject) {
                 kLog.error("{}", last.message());
-                impl.stats.failures++;
+                impl.count_failure();
                 return Status{ErrorCode::kInternal, last.message()};
             }
             kLog.warn("{} (attempt {} of {})", last.message(), attempt + 1, impl.options.max_attempts);
         }
     }
-    impl.stats.failures++;
+    impl.count_failure();
     return last;
 }
 
@@ -335,9 +394,11 @@ protocol::Result<std::int64_t> Uploader::create_write_checkpoint(const std::stri
     for (int attempt = 0; attempt < 2; ++attempt) {
         try {
             auto slot = impl.acquire();
-            const auto lsn = protocol::Lsn::parse(
-                pqxx::nontransaction(*slot->source).exec("SELECT pg_current_wal_insert_lsn()::text")[0][0].as<std::string>());
-            auto recorded = impl.record_checkpoint(*slot, user_id, client_id, lsn.value_or(protocol::Lsn{}), std::nullopt);
+            const auto lsn = protocol::Lsn::parse(pqxx::nontransaction(*slot->source)
+                                                      .exec("SELECT pg_current_wal_insert_lsn()::text")[0][0]
+                                                      .as<std::string>());
+            auto recorded =
+                impl.record_checkpoint(*slot, user_id, client_id, lsn.value_or(protocol::Lsn{}), std::nullopt);
             impl.release(std::move(slot));
             return recorded;
         } catch (const std::exception& e) {
@@ -355,8 +416,9 @@ protocol::Status Uploader::request_write_checkpoint(const std::string& user_id, 
     for (int attempt = 0; attempt < 2; ++attempt) {
         try {
             auto slot = impl.acquire();
-            const auto lsn = protocol::Lsn::parse(
-                pqxx::nontransaction(*slot->source).exec("SELECT pg_current_wal_insert_lsn()::text")[0][0].as<std::string>());
+            const auto lsn = protocol::Lsn::parse(pqxx::nontransaction(*slot->source)
+                                                      .exec("SELECT pg_current_wal_insert_lsn()::text")[0][0]
+                                                      .as<std::string>());
             auto recorded = impl.record_checkpoint(*slot, user_id, client_id, lsn.value_or(protocol::Lsn{}), number);
             impl.release(std::move(slot));
             return recorded ? Status::ok() : recorded.status();

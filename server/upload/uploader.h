@@ -58,12 +58,12 @@ struct UploadAnswer {
 };
 
 struct UploaderStats {
-    std::atomic<std::uint64_t> batches{0};     // batches answered (including replays)
+    std::atomic<std::uint64_t> batches{0};  // batches answered (including replays)
     std::atomic<std::uint64_t> replays{0};
     std::atomic<std::uint64_t> ops_applied{0};
     std::atomic<std::uint64_t> ops_rejected{0};
-    std::atomic<std::uint64_t> retries{0};      // attempts run again after a transient failure
-    std::atomic<std::uint64_t> failures{0};     // batches answered with an error (nothing applied)
+    std::atomic<std::uint64_t> retries{0};   // attempts run again after a transient failure
+    std::atomic<std::uint64_t> failures{0};  // batches answered with an error (nothing applied)
 };
 
 class Uploader {

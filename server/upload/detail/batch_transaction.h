@@ -56,7 +56,8 @@ private:
 [[nodiscard]] protocol::Result<Attempt> run_batch(pqxx::connection_base& source, StatementCache& statements,
                                                   const BatchContext& ctx);
 
-// The SQL that creates the record table in the source (the shape of migrations/0001's sluice.uploads).
+// The SQL that creates the record table in the source (the shape migrations 0001 and 0002 give the
+// storage database's sluice.uploads).
 [[nodiscard]] const char* source_schema_sql();
 
 }  // namespace sluice::upload::detail
