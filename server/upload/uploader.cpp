@@ -4,8 +4,9 @@
 // Where the record lives: the batch's record must commit in the same transaction as its writes, so
 // it lives in the SOURCE database, in table sluice.uploads (schema sluice, created by prepare() with
 // the shape migrations 0001 and 0002 give it). When the storage database is the source database it
-// is the same table. Managed publications never include it (replication_setup.cpp refuses any table of
-// schema sluice in the publication, so a FOR ALL TABLES publication cannot be used with uploads).
+// is the same table. It is created only when the rules have write_rules. Managed publications never
+// include it; replication_setup.cpp refuses any table of schema sluice in a publication, so a FOR ALL
+// TABLES publication cannot be used together with uploads.
 #include "server/upload/uploader.h"
 
 #include <condition_variable>
@@ -63,6 +64,8 @@ UploaderOptions options_from_config(const config::Config& config, std::string st
     return o;
 }
 
+namespace {
+
 // The upload layer's metrics (GET /metrics), beside UploaderStats (per instance, for tests).
 struct UploadMetrics {
     core::Counter& applied = batches("applied");
@@ -92,6 +95,8 @@ UploadMetrics& upload_metrics() {
     static UploadMetrics m;
     return m;
 }
+
+}  // namespace
 
 struct Uploader::Impl {
     UploaderOptions options;
@@ -278,8 +283,8 @@ const UploaderStats& Uploader::stats() const { return m_impl->stats; }
 
 protocol::Status Uploader::prepare() {
     std::lock_guard lock(m_impl->prepare_mutex);
-    if (m_impl->prepared.load()) {
-        return Status::ok();
+    if (m_impl->prepared.load() || m_impl->rules->write_rules().empty()) {
+        return Status::ok();  // without write_rules nothing is uploaded: the source stays untouched
     }
     try {
         auto source = open_source(m_impl->options.source_conninfo);
@@ -315,6 +320,11 @@ protocol::Status Uploader::prepare() {
 protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
                                                 const protocol::wire::UploadBatch& batch) {
     auto& impl = *m_impl;
+    if (impl.rules->write_rules().empty()) {
+        impl.count_failure();
+        return Status{ErrorCode::kUploadNotSupported,
+                      "uploads are off: the sync rules have no write_rules section (see deploy/sync-rules.example.yaml)"};
+    }
     if (!impl.prepared.load()) {
         if (auto status = prepare(); !status) {
             impl.count_failure();

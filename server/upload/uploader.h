@@ -76,14 +76,14 @@ public:
     Uploader& operator=(const Uploader&) = delete;
 
     // Creates schema sluice and table sluice.uploads in the source database when missing (the
-    // record must live in the source transaction). Idempotent; upload() runs it once if needed.
-    // SL6014 when it cannot.
+    // record must live in the source transaction), when the rules have write_rules. Idempotent;
+    // upload() runs it once if needed. SL6014 when it cannot.
     [[nodiscard]] protocol::Status prepare();
 
     // Applies one batch for `user`. `batch.client_id` empty: the user id is the client id. Errors
     // (nothing applied, nothing recorded): SL6009 the source kept failing, SL6010 the batch id is
     // another user's, SL6014, storage errors for the write checkpoint after a committed batch (the
-    // retry is answered from the record).
+    // retry is answered from the record), SL5015 when the rules have no write_rules.
     [[nodiscard]] protocol::Result<UploadAnswer> upload(const auth::VerifiedToken& user,
                                                         const protocol::wire::UploadBatch& batch);
 
