@@ -76,7 +76,7 @@ TEST_CASE("sluice check prints every mistake with its position") {
     CHECK(result.exit_code == 1);
     CHECK(result.output ==
           file + ":5:3: error: server.prot: unknown key 'prot'; did you mean 'port'? (keys allowed here: "
-                 "listen_address, port, tls, cors_origins) [SL1003]\n" +
+                 "listen_address, port, tls, cors_origins, demo_page) [SL1003]\n" +
               file + ":8:10: error: logging.level: got 'verbose'; expected one of: trace, debug, info, warn, error "
                      "[SL1004]\n" +
               file + ":10:31: error: limits.max_buckets_per_connection: 0 is out of range; expected an integer from "
