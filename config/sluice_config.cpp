@@ -104,6 +104,8 @@ constexpr std::array kRoles{Choice<Role>{"all", Role::kAll}, Choice<Role>{"api",
                             Choice<Role>{"replicator", Role::kReplicator}};
 constexpr std::array kPublicationModes{Choice<PublicationMode>{"managed", PublicationMode::kManaged},
                                        Choice<PublicationMode>{"user", PublicationMode::kUser}};
+constexpr std::array kBatchPolicies{Choice<BatchPolicy>{"all_or_nothing", BatchPolicy::kAllOrNothing},
+                                    Choice<BatchPolicy>{"apply_valid", BatchPolicy::kApplyValid}};
 constexpr std::array kLogLevels{Choice<LogLevel>{"trace", LogLevel::kTrace}, Choice<LogLevel>{"debug", LogLevel::kDebug},
                                 Choice<LogLevel>{"info", LogLevel::kInfo}, Choice<LogLevel>{"warn", LogLevel::kWarn},
                                 Choice<LogLevel>{"error", LogLevel::kError}};
@@ -227,6 +229,27 @@ const std::vector<Field>& schema() {
                               [](Config& c, std::size_t) -> auto& { return c.limits.session_queue_bytes; }, Kind::kBytes));
         f.push_back(int_field("limits.max_upload_batch_ops", "1000", 1, 100000, "most operations in one upload batch",
                               [](Config& c, std::size_t) -> auto& { return c.limits.max_upload_batch_ops; }));
+        // uploads
+        f.push_back(enum_field("uploads.batch_policy", "all_or_nothing", kBatchPolicies,
+                               "all_or_nothing: a batch with a rejected operation applies nothing; apply_valid: the "
+                               "valid operations are applied and the rejected ones reported",
+                               [](Config& c, std::size_t) -> auto& { return c.uploads.batch_policy; }));
+        f.push_back(string_field("uploads.apply_as_role", "", Required::kNo,
+                                 "Postgres role to apply uploads as (SET LOCAL ROLE, with the token's claims in "
+                                 "request.jwt.claims, as PostgREST does) so row-level security policies hold; the "
+                                 "source user must be a member of it. Empty: apply as the source user",
+                                 [](Config& c, std::size_t) -> auto& { return c.uploads.apply_as_role; }));
+        f.push_back(int_field("uploads.connections", "8", 1, 1000,
+                              "source connections (and worker threads) that apply upload batches concurrently",
+                              [](Config& c, std::size_t) -> auto& { return c.uploads.connections; }));
+        f.push_back(int_field("uploads.max_attempts", "5", 1, 100,
+                              "attempts per batch when the source database fails transiently (deadlock, "
+                              "serialization failure, lost connection)",
+                              [](Config& c, std::size_t) -> auto& { return c.uploads.max_attempts; }));
+        f.push_back(int_field("uploads.record_retention_hours", "168", 1, 24 * 365,
+                              "how long the record of an applied batch is kept (a retry within this time is "
+                              "answered from it)",
+                              [](Config& c, std::size_t) -> auto& { return c.uploads.record_retention_hours; }));
         // logging
         f.push_back(enum_field("logging.level", "info", kLogLevels, "least severe level written",
                                [](Config& c, std::size_t) -> auto& { return c.logging.level; }));

@@ -24,6 +24,11 @@ enum class PublicationMode {
     kUser,     // the publication exists and is maintained by the operator; Sluice only verifies it
 };
 
+enum class BatchPolicy {
+    kAllOrNothing,  // a batch with any rejected op applies nothing
+    kApplyValid,    // the valid ops are applied, the rejected ones reported
+};
+
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };
 
@@ -88,6 +93,14 @@ struct LimitsConfig {
     std::int64_t max_upload_batch_ops = 0;
 };
 
+struct UploadsConfig {
+    BatchPolicy batch_policy = BatchPolicy::kAllOrNothing;
+    std::string apply_as_role;  // empty: apply as the source user (no row-level security role)
+    std::int64_t connections = 0;
+    std::int64_t max_attempts = 0;
+    std::int64_t record_retention_hours = 0;
+};
+
 struct LoggingConfig {
     LogLevel level = LogLevel::kInfo;
     LogFormat format = LogFormat::kText;
@@ -102,6 +115,7 @@ struct Config {
     AuthConfig auth;
     SyncRulesConfig sync_rules;
     LimitsConfig limits;
+    UploadsConfig uploads;
     LoggingConfig logging;
 };
 

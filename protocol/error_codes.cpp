@@ -146,14 +146,45 @@ constexpr std::array kErrors{
               "send Content-Type: application/json"},
     ErrorInfo{kSessionStorageFailed, "SL5014", "the session could not read bucket storage",
               "reconnect; check that the storage database is reachable"},
-    ErrorInfo{kUploadNotSupported, "SL5015", "uploads over the WebSocket are not implemented yet",
-              "upload through your backend API for now"},
+    ErrorInfo{kUploadNotSupported, "SL5015", "uploads are not available on this server (no uploader configured)",
+              "run a process with role all or api, which accepts uploads, or upload through your backend API"},
     ErrorInfo{kAuthMissing, "SL5101", "no bearer token was sent", "send Authorization: Bearer <jwt>"},
     ErrorInfo{kAuthInvalid, "SL5102", "the token is not valid for this server", "fetch a new token"},
     ErrorInfo{kAuthExpired, "SL5103", "the token has expired", "fetch a new token"},
     ErrorInfo{kAuthJwksFetchFailed, "SL5104", "auth.jwks_uri could not be fetched or is not a valid JWKS; the keys "
               "fetched before stay in use", "check the URL, that the identity provider is reachable from Sluice and "
               "that it serves {\"keys\": [...]}"},
+    ErrorInfo{kUploadTooManyOps, "SL6001", "the upload batch has more operations than limits.max_upload_batch_ops",
+              "send smaller batches, or raise limits.max_upload_batch_ops"},
+    ErrorInfo{kUploadTableNotAllowed, "SL6002", "the operation names a table that has no write_rules entry or does "
+              "not exist", "add the table to write_rules in the sync rules, or fix the table name the client sends"},
+    ErrorInfo{kUploadDenied, "SL6003", "write_rules refused the operation (operation not allowed, condition not met, "
+              "or a column that may not be written)", "check the write_rules entry for the table; the reason names it"},
+    ErrorInfo{kUploadUnknownColumn, "SL6004", "the operation writes a column the table does not have (or a generated "
+              "column)", "send only the table's columns; check the client schema against the database"},
+    ErrorInfo{kUploadRowNotFound, "SL6005", "a PATCH names a row that does not exist (or is not visible to the role)",
+              "the row was deleted meanwhile: drop the change, or PUT the whole row"},
+    ErrorInfo{kUploadConstraint, "SL6006", "the database refused the operation: a constraint (unique, foreign key, "
+              "check, not null) or a trigger rejected it", "fix the data; the reason quotes the database's message"},
+    ErrorInfo{kUploadInvalidData, "SL6007", "a value does not fit its column (wrong type, out of range, too long)",
+              "send values of the column's type"},
+    ErrorInfo{kUploadPermission, "SL6008", "the database role may not make this write (privileges or a row-level "
+              "security policy)", "grant the privilege, or check the RLS policies for uploads.apply_as_role"},
+    ErrorInfo{kUploadUnavailable, "SL6009", "the batch could not be applied now (the source database is unreachable, "
+              "or it kept failing with deadlocks or serialization failures); nothing of it was applied",
+              "retry the same batch later; it is applied exactly once"},
+    ErrorInfo{kUploadBatchIdTaken, "SL6010", "this (client_id, batch_id) was already used by another user",
+              "use a unique client id per installation"},
+    ErrorInfo{kUploadNoClientId, "SL6011", "the upload has no client id", "send sync_request with client_id before "
+              "uploading over the WebSocket"},
+    ErrorInfo{kUploadSkipped, "SL6012", "the operation was not applied because another operation of its batch was "
+              "rejected (uploads.batch_policy all_or_nothing)", "fix the rejected operation and send the batch again "
+              "with a new batch id"},
+    ErrorInfo{kUploadDatabaseRefused, "SL6013", "the database refused the operation for another reason",
+              "the reason quotes the database's message"},
+    ErrorInfo{kUploadSourceSetup, "SL6014", "the table that records applied batches (sluice.uploads) cannot be "
+              "created in the source database", "grant the source user CREATE on the database, or create schema sluice "
+              "and table sluice.uploads as shown in migrations/0001_initial.sql"},
     ErrorInfo{kInternal, "SL9001", "an internal error", "report it with the log lines around it"},
 };
 

@@ -95,6 +95,21 @@ enum class ErrorCode : std::uint16_t {
     kAuthExpired = 5103,
     kAuthJwksFetchFailed = 5104,
     // internal
+    // upload
+    kUploadTooManyOps = 6001,
+    kUploadTableNotAllowed = 6002,
+    kUploadDenied = 6003,
+    kUploadUnknownColumn = 6004,
+    kUploadRowNotFound = 6005,
+    kUploadConstraint = 6006,
+    kUploadInvalidData = 6007,
+    kUploadPermission = 6008,
+    kUploadUnavailable = 6009,
+    kUploadBatchIdTaken = 6010,
+    kUploadNoClientId = 6011,
+    kUploadSkipped = 6012,
+    kUploadDatabaseRefused = 6013,
+    kUploadSourceSetup = 6014,
     kInternal = 9001,
 };
 

@@ -4,6 +4,6 @@
 
 namespace sluice::protocol::wire {
 
-inline constexpr int kProtocolVersion = 1;
+inline constexpr int kProtocolVersion = 2;
 
 }  // namespace sluice::protocol::wire

@@ -33,6 +33,7 @@
 #include "server/storage/database.h"
 #include "server/storage/compactor.h"
 #include "server/storage/migrator.h"
+#include "server/upload/uploader.h"
 
 namespace sluice::app {
 namespace {
@@ -241,6 +242,11 @@ protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Confi
     deps.admin_token = config.auth.admin_token;
     deps.metrics_text = [] { return core::metrics().render(); };
     deps.status_json = [&status] { return status.status_json(); };
+    deps.uploader = upload::Uploader::create(upload::options_from_config(config, conninfo), deps.rules);
+    if (auto prepared = deps.uploader->prepare(); !prepared) {
+        // Sync still works; uploads retry the set-up and answer with this error until it succeeds.
+        kLog.error("uploads: {}", prepared.to_string());
+    }
     return http::Server::start(http::options_from_config(config), std::move(deps));
 }
 

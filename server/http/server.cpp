@@ -102,8 +102,17 @@ bhttp::status status_for(ErrorCode code) {
         case ErrorCode::kUnsupportedMediaType:
             return bhttp::status::unsupported_media_type;
         case ErrorCode::kSessionStorageFailed:
+        case ErrorCode::kUploadSourceSetup:
         case ErrorCode::kInternal:
             return bhttp::status::internal_server_error;
+        case ErrorCode::kUploadTooManyOps:
+            return bhttp::status::payload_too_large;
+        case ErrorCode::kUploadUnavailable:
+            return bhttp::status::service_unavailable;
+        case ErrorCode::kUploadBatchIdTaken:
+            return bhttp::status::conflict;
+        case ErrorCode::kUploadNotSupported:
+            return bhttp::status::not_implemented;
         default:
             return bhttp::status::bad_request;
     }
@@ -515,6 +524,10 @@ Response operator_response(Shared& shared, const Request& request, std::string_v
 // One request that is not a stream or a WebSocket. Returns whether to keep the connection.
 net::awaitable<bool> handle(Shared& shared, beast::tcp_stream& stream, const Request& request) {
     const auto path = path_of(request.target());
+    auto routed = co_await upload_route(shared, request);  // upload_routes.cpp
+    if (routed) {
+        co_return co_await write_response(stream, *routed);
+    }
     if (request.method() == bhttp::verb::options) {
         Response res{bhttp::status::no_content, request.version()};
         res.set(bhttp::field::server, "sluice");
@@ -658,6 +671,8 @@ ServerOptions options_from_config(const config::Config& config) {
     o.session_queue_bytes = static_cast<std::size_t>(config.limits.session_queue_bytes);
     o.max_connections = static_cast<std::size_t>(config.limits.max_connections);
     o.max_connections_per_user = static_cast<std::size_t>(config.limits.max_connections_per_user);
+    o.upload_threads = static_cast<std::size_t>(config.uploads.connections);
+    o.max_upload_ops = static_cast<std::size_t>(config.limits.max_upload_batch_ops);
     o.session.max_buckets = static_cast<std::size_t>(config.limits.max_buckets_per_connection);
     o.session.max_parameter_results = static_cast<std::size_t>(config.limits.max_parameter_query_results);
     return o;
@@ -745,6 +760,7 @@ void Server::stop() {
         t.join();
     }
     m_impl->shared.workers.join();
+    m_impl->shared.upload_workers.join();
 }
 
 }  // namespace sluice::http

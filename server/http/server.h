@@ -1,5 +1,6 @@
 // The client-facing server: POST /sync/stream (NDJSON), GET /sync/ws (WebSocket, same lines as text
-// frames, plus the client messages of protocol/README.md), GET /probes/*, CORS preflight. Boost.Beast
+// frames, plus the client messages of protocol/README.md), POST /upload, GET /write-checkpoint2.json,
+// POST /sync/checkpoint-request, GET /probes/*, CORS preflight. Boost.Beast
 // lives only in this folder's .cpp files; this header is Asio-free so server/app includes it cheaply.
 #pragma once
 
@@ -19,6 +20,7 @@
 #include "server/sync/checkpoint_hub.h"
 #include "server/sync/sync_session.h"
 #include "server/sync/sync_storage.h"
+#include "server/upload/uploader.h"
 
 namespace sluice::http {
 
@@ -27,6 +29,8 @@ struct ServerOptions {
     std::uint16_t port = 0;  // 0: any free port (see Server::port())
     std::size_t io_threads = 2;
     std::size_t worker_threads = 2;  // run the sessions' blocking storage reads
+    std::size_t upload_threads = 8;  // run upload batches (uploads.connections)
+    std::size_t max_upload_ops = 1000;  // limits.max_upload_batch_ops
     std::vector<std::string> cors_origins;  // "*" allows any origin
     bool demo_page = false;                 // GET /demo
     std::size_t max_message_bytes = 16 << 20;   // request bodies and WebSocket frames
@@ -46,6 +50,7 @@ struct ServerDeps {
     std::shared_ptr<const auth::TokenVerifier> verifier;
     std::shared_ptr<sync::StoragePool> storage;
     std::shared_ptr<sync::CheckpointHub> hub;
+    std::shared_ptr<upload::Uploader> uploader;  // null: uploads answered with SL5015
     std::function<std::int64_t()> clock;  // Unix seconds; empty: the system clock
     // Operators' endpoints, behind `admin_token` (Authorization: Bearer, or ?token=): GET /metrics
     // (Prometheus text) and GET /admin/status.json; GET /admin is the page that shows the latter.

@@ -94,13 +94,8 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
             }
             pump.set_session(std::move(session).value(), {});
         } else if (auto* upload = std::get_if<protocol::wire::UploadMessage>(&message.value())) {
-            std::string line = R"({"upload_error":{"upload_id":)";
-            protocol::wire::append_json_string(line, upload->upload_id);
-            line += R"(,"code":"SL5015","description":)";
-            protocol::wire::append_json_string(line, protocol::error_info(ErrorCode::kUploadNotSupported).cause);
-            line += "}}";
-            lines.push_back(std::move(line));
-            pump.push(lines);
+            // Runs on the upload pool; the next message is read once it is answered (in order).
+            co_await websocket_upload(shared, token, pump, *upload);
         }
     }
 }

@@ -105,6 +105,19 @@ protocol::Result<std::vector<StoredOp>> BucketReader::read_ops(const std::string
     });
 }
 
+protocol::Result<std::optional<std::int64_t>> BucketReader::write_checkpoint(const std::string& user_id,
+                                                                           const std::string& client_id,
+                                                                           std::int64_t checkpoint_op_id) {
+    return guarded<std::optional<std::int64_t>>("reading the write checkpoint", [&] {
+        pqxx::read_transaction tx(m_impl->connection);
+        auto result = tx.exec_params(
+            "SELECT max(checkpoint) FROM sluice.write_checkpoints "
+            "WHERE user_id = $1 AND client_id = $2 AND op_id IS NOT NULL AND op_id <= $3",
+            user_id, client_id, checkpoint_op_id);
+        return result[0][0].get<std::int64_t>();
+    });
+}
+
 protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std::span<const std::string> keys) {
     using Values = std::vector<std::vector<std::string>>;
     return guarded<Values>("reading parameter lookups", [&] {

@@ -1,6 +1,6 @@
 // BucketReader: what client sessions read from bucket storage: the latest checkpoint, bucket
-// checksums at a checkpoint (from running totals, never a scan of the bucket), pages of ops, and
-// the parameter lookup index. One per serving thread; each call is one short read-only query.
+// checksums at a checkpoint (from running totals, never a scan of the bucket), pages of ops, the
+// parameter lookup index, and write checkpoints. One per serving thread; each call is one short read-only query.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +51,11 @@ public:
     // Ops of one bucket with after < op_id <= up_to, in op_id order, at most `limit`.
     [[nodiscard]] protocol::Result<std::vector<StoredOp>> read_ops(const std::string& bucket, std::int64_t after,
                                                                     std::int64_t up_to, std::size_t limit);
+    // The highest write checkpoint of (user, client) that checkpoint `checkpoint_op_id` includes
+    // (replication had passed its LSN); nullopt when there is none.
+    [[nodiscard]] protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
+                                                                                const std::string& client_id,
+                                                                                std::int64_t checkpoint_op_id);
     // For each key, the bucket_params of every lookup entry with that key.
     [[nodiscard]] protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys);
 

@@ -413,9 +413,29 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
             // checkpoint of its own, and checkpoints are keyed by op_id, so it takes one.
             ++impl.next_op_id;
         }
-        CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};
         auto& w = impl.work();
         impl.rows.clear();  // flushed: current_rows holds the overlay's state
+        if (visibility == Visibility::kVisible && lsn >= impl.visible_from) {
+            // Write checkpoints whose LSN this batch passes are delivered with this checkpoint. When
+            // the batch wrote no op, a checkpoint of their own (a fresh op_id) wakes the sessions.
+            const bool new_anyway = impl.next_op_id - 1 > impl.last_checkpoint_op_id || !impl.any_checkpoint;
+            const std::int64_t target = new_anyway ? impl.next_op_id - 1 : impl.next_op_id;
+            const auto passed = w.exec_params0(
+                "UPDATE sluice.write_checkpoints SET op_id = $1 WHERE op_id IS NULL AND lsn <= $2::pg_lsn", target,
+                lsn.to_string());
+            if (passed.affected_rows() > 0) {
+                if (!new_anyway) {
+                    ++impl.next_op_id;
+                }
+                // Per client, the newest delivered write checkpoint is all a session needs.
+                w.exec_params0(
+                    "DELETE FROM sluice.write_checkpoints w USING sluice.write_checkpoints n "
+                    "WHERE n.op_id = $1 AND w.user_id = n.user_id AND w.client_id = n.client_id "
+                    "AND w.op_id < $1 AND w.checkpoint < n.checkpoint",
+                    target);
+            }
+        }
+        CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};
         if (visibility == Visibility::kHidden) {
             w.commit();
             impl.tx.reset();

@@ -130,6 +130,21 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
     if (!checksums) {
         return {ErrorCode::kSessionStorageFailed, checksums.status().to_string()};
     }
+    // The client's newest write checkpoint that this checkpoint includes (its own writes are in).
+    std::optional<std::uint64_t> write_checkpoint;
+    if (m_request.client_id && !m_request.client_id->empty()) {
+        auto found = storage.write_checkpoint(m_token.user_id, *m_request.client_id, latest);
+        if (!found) {
+            return {ErrorCode::kSessionStorageFailed, found.status().to_string()};
+        }
+        if (*found) {
+            write_checkpoint = static_cast<std::uint64_t>(**found);
+        }
+        // Write checkpoints only grow: one delivered before stays (storage drops superseded rows).
+        if (m_write_checkpoint && (!write_checkpoint || *write_checkpoint < *m_write_checkpoint)) {
+            write_checkpoint = m_write_checkpoint;
+        }
+    }
     std::map<std::string, BucketInfo> buckets;
     for (const auto& b : resolution->buckets) {
         BucketInfo info;
@@ -161,6 +176,7 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
         // read are left out, so it drops them.
         wire::Checkpoint checkpoint;
         checkpoint.last_op_id = static_cast<std::uint64_t>(latest);
+        checkpoint.write_checkpoint = write_checkpoint;
         std::vector<wire::StreamInfo> streams;
         for (const auto& name : m_definitions) {
             streams.push_back({name, true, {}});
@@ -180,6 +196,7 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
     } else {
         wire::CheckpointDiff diff;
         diff.last_op_id = static_cast<std::uint64_t>(latest);
+        diff.write_checkpoint = write_checkpoint;
         for (const auto& [id, info] : m_buckets) {
             if (!buckets.contains(id)) {
                 diff.removed_buckets.push_back(id);
@@ -196,7 +213,7 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
                 m_pending.push_back({id, info.priority});
             }
         }
-        if (diff.removed_buckets.empty() && diff.updated_buckets.empty()) {
+        if (diff.removed_buckets.empty() && diff.updated_buckets.empty() && write_checkpoint == m_write_checkpoint) {
             m_buckets = std::move(buckets);
             m_checkpoint = latest;
             return Status::ok();  // nothing this client holds changed: it needs no line
@@ -205,6 +222,7 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
     }
     m_buckets = std::move(buckets);
     m_checkpoint = latest;
+    m_write_checkpoint = write_checkpoint;
     out.push_back(std::move(line));
     std::stable_sort(m_pending.begin(), m_pending.end(),
                      [](const Pending& a, const Pending& b) { return a.priority < b.priority; });

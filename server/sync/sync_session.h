@@ -3,6 +3,8 @@
 // of protocol/README.md ("Server lines", "Order on a stream") into a vector: a full checkpoint,
 // data per bucket from each `after` in bounded batches, priority by priority, then checkpoint_diffs
 // with the buckets re-resolved at each checkpoint (grants and revokes add and remove buckets live).
+// Each checkpoint line carries the client's newest write checkpoint that it includes (request
+// client_id); a new write checkpoint alone is sent as a checkpoint_diff without bucket changes.
 // step() reads storage and blocks: run it on a worker thread.
 #pragma once
 
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +103,7 @@ private:
     SessionState m_state = SessionState::kWaiting;
     bool m_started = false;         // the first full checkpoint was sent
     std::int64_t m_checkpoint = 0;  // the checkpoint being sent (kDownloading) or last sent
+    std::optional<std::uint64_t> m_write_checkpoint;  // the last write_checkpoint sent
     std::map<std::string, BucketInfo> m_buckets;     // what the client was told, per bucket
     std::map<std::string, std::int64_t> m_after;     // highest op_id the client holds, per bucket
     std::vector<Pending> m_pending;                  // buckets of the current checkpoint still to send

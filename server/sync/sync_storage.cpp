@@ -17,6 +17,12 @@ protocol::Result<std::vector<std::vector<std::string>>> ReaderStorage::lookup(st
     return m_reader->lookup(keys);
 }
 
+protocol::Result<std::optional<std::int64_t>> ReaderStorage::write_checkpoint(const std::string& user_id,
+                                                                            const std::string& client_id,
+                                                                            std::int64_t checkpoint_op_id) {
+    return m_reader->write_checkpoint(user_id, client_id, checkpoint_op_id);
+}
+
 std::shared_ptr<StoragePool> StoragePool::for_conninfo(std::string conninfo) {
     return std::make_shared<StoragePool>([conninfo = std::move(conninfo)]() -> protocol::Result<std::unique_ptr<SyncStorage>> {
         auto reader = storage::BucketReader::open(conninfo);

@@ -1,5 +1,5 @@
 // What a client session reads from bucket storage (checksums at a checkpoint, pages of ops, the
-// parameter lookup index), as an interface so session logic is tested without Postgres; and a pool
+// parameter lookup index, write checkpoints), as an interface so session logic is tested without Postgres; and a pool
 // of BucketReader-backed instances for the worker threads that run session steps.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ public:
     // For each key, the bucket parameter values of every lookup entry with that key.
     [[nodiscard]] virtual protocol::Result<std::vector<std::vector<std::string>>> lookup(
         std::span<const std::string> keys) = 0;
+    // The highest write checkpoint of (user, client) included in checkpoint `checkpoint_op_id`.
+    [[nodiscard]] virtual protocol::Result<std::optional<std::int64_t>> write_checkpoint(
+        const std::string& user_id, const std::string& client_id, std::int64_t checkpoint_op_id) = 0;
 };
 
 // SyncStorage over one BucketReader (one Postgres connection).
@@ -43,6 +47,9 @@ public:
     protocol::Result<std::vector<storage::StoredOp>> read_ops(const std::string& bucket, std::int64_t after,
                                                              std::int64_t up_to, std::size_t limit) override;
     protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys) override;
+    protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
+                                                                  const std::string& client_id,
+                                                                  std::int64_t checkpoint_op_id) override;
 
 private:
     std::unique_ptr<storage::BucketReader> m_reader;

@@ -1,5 +1,5 @@
 // Fuzz entry point for the wire protocol's parsers of untrusted input: the sync request, WebSocket
-// client messages, server lines (client side, with ClientState) and bucket ids. Any input must give
+// client messages, upload batches, server lines (client side, with ClientState) and bucket ids. Any input must give
 // a value or an error Status, never a crash or a hang; a line that decodes must re-encode to text
 // that decodes to the same struct. libFuzzer under clang (SLUICE_FUZZ=ON); replayed over
 // tests/data/protocol/fuzz-corpus by wire_fuzz_replay under g++.
@@ -15,6 +15,7 @@
 #include "protocol/wire/line_decoder.h"
 #include "protocol/wire/line_encoder.h"
 #include "protocol/wire/request.h"
+#include "protocol/wire/upload.h"
 
 namespace wire = sluice::protocol::wire;
 
@@ -32,6 +33,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
     }
     (void)wire::parse_client_message(input, 1 << 20);
+    (void)wire::parse_upload_request(input, {1 << 20, 1000});
+    (void)wire::parse_crud_ops(input, 1000);
+    (void)wire::parse_checkpoint_request(input, 1 << 20);
+    if (auto result = wire::decode_upload_result(input); result.is_ok()) {
+        std::string text;
+        wire::encode_upload_result(text, result.value());
+        auto again = wire::decode_upload_result(text);
+        if (!again.is_ok() || !(again.value() == result.value())) {
+            std::abort();
+        }
+    }
 
     if (auto line = wire::decode_line(input); line.is_ok()) {
         std::string text;

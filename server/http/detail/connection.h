@@ -10,12 +10,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "protocol/wire/client_message.h"
 #include "server/core/log.h"
 #include "server/http/server.h"
 
@@ -33,6 +35,7 @@ struct Shared {
     ServerDeps deps;
     ServerStats stats;
     net::thread_pool workers;  // runs SyncSession::step (blocking storage reads)
+    net::thread_pool upload_workers;  // runs upload batches and write checkpoints (blocking source writes)
 
     std::mutex mutex;  // guards the members below; taken by I/O threads
     std::size_t sessions = 0;
@@ -41,7 +44,11 @@ struct Shared {
     std::uint64_t next_connection = 1;
     bool stopping = false;
 
-    Shared(ServerOptions o, ServerDeps d) : options(std::move(o)), deps(std::move(d)), workers(options.worker_threads) {}
+    Shared(ServerOptions o, ServerDeps d)
+        : options(std::move(o)),
+          deps(std::move(d)),
+          workers(options.worker_threads),
+          upload_workers(std::max<std::size_t>(1, options.upload_threads)) {}
     [[nodiscard]] std::int64_t now() const;
 };
 
@@ -129,6 +136,13 @@ private:
     net::steady_timer m_wake;         // the driver waits on it; cancel() wakes it
     net::steady_timer m_writer_wake;  // the writer waits on it
 };
+
+// The upload routes (upload_routes.cpp): POST /upload, GET /write-checkpoint2.json,
+// POST /sync/checkpoint-request. nullopt when the request is for none of them.
+net::awaitable<std::optional<bhttp::response<bhttp::string_body>>> upload_route(Shared& shared, const Request& request);
+// A WebSocket `upload` message: runs the batch on the upload pool and queues the reply line.
+net::awaitable<void> websocket_upload(Shared& shared, const auth::VerifiedToken& token, Pump& pump,
+                                      const protocol::wire::UploadMessage& message);
 
 // The WebSocket endpoint (ws_session.cpp): takes over the connection after an upgrade request.
 net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Request request);

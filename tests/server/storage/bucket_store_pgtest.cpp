@@ -13,6 +13,7 @@
 #include "server/storage/bucket_writer.h"
 #include "server/storage/compactor.h"
 #include "server/storage/migrator.h"
+#include "server/storage/write_checkpoints.h"
 #include "tests/support/pg.h"
 
 using sluice::core::ChangeKind;
@@ -332,4 +333,45 @@ TEST_CASE("compaction keeps every bucket's checksums and every client's reduced 
     auto again = sluice::storage::compact(c);
     REQUIRE(again.is_ok());
     CHECK(again->moved == 0);
+}
+
+TEST_CASE("write checkpoints: delivered with the first checkpoint past their LSN, one of their own when no op was written") {
+    const auto uri = migrated_database("store_write_checkpoints");
+    Store s(uri);
+    s.put("t1", {"b1"});
+    const auto first = s.commit(100);
+    auto store = sluice::storage::WriteCheckpointStore::open(uri);
+    REQUIRE(store.is_ok());
+    auto& checkpoints = *store.value();
+    const auto a = checkpoints.create("u1", "c1", Lsn(150));
+    const auto b = checkpoints.create("u1", "c1", Lsn(300));
+    REQUIRE(a.is_ok());
+    REQUIRE(b.is_ok());
+    CHECK(b.value() > a.value());
+    REQUIRE(checkpoints.record("u1", "c2", 7, Lsn(150)).is_ok());
+    auto delivered = [&](const std::string& client, std::int64_t at) {
+        auto r = s.reader->write_checkpoint("u1", client, at);
+        REQUIRE(r.is_ok());
+        return r.value();
+    };
+    CHECK_FALSE(delivered("c1", first).has_value());
+
+    // A batch past 150 with ops: its checkpoint delivers a (and c2's 7), not b.
+    s.put("t2", {"b1"});
+    const auto second = s.commit(200);
+    CHECK(second == first + 1);
+    CHECK(delivered("c1", second) == a.value());
+    CHECK(delivered("c2", second) == 7);
+    CHECK_FALSE(delivered("c1", first).has_value());
+
+    // A batch past 300 without ops (a heartbeat, a nudge): a checkpoint of its own for b.
+    const auto third = s.commit(400);
+    CHECK(third == second + 1);
+    CHECK(delivered("c1", third) == b.value());
+    CHECK_FALSE(delivered("c1", second).has_value());  // a is superseded by b: dropped
+    // Nothing pending: an empty batch makes no checkpoint.
+    CHECK(s.commit(500) == third);
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    CHECK(tx.exec("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c1'")[0][0].as<int>() == 1);
 }

@@ -3,6 +3,7 @@
 // lookup entries per parameter row), with op_ids and checksums as storage would have them.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -58,6 +59,24 @@ public:
     }
 
     [[nodiscard]] std::int64_t last_op_id() const { return m_last; }
+
+    // A write checkpoint of (user, client) that replication has passed: delivered with a new
+    // checkpoint of its own (as BucketWriter does when the batch wrote no op). Returns that op_id.
+    std::int64_t pass_write_checkpoint(const std::string& user, const std::string& client, std::int64_t number) {
+        m_write_checkpoints.push_back({user, client, number, ++m_last});
+        return m_last;
+    }
+    protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
+                                                                  const std::string& client_id,
+                                                                  std::int64_t checkpoint) override {
+        std::optional<std::int64_t> best;
+        for (const auto& w : m_write_checkpoints) {
+            if (w.user == user_id && w.client == client_id && w.op_id <= checkpoint) {
+                best = std::max(best.value_or(w.number), w.number);
+            }
+        }
+        return best;
+    }
     int reads = 0;  // read_ops calls
 
     protocol::Result<std::map<std::string, storage::BucketChecksum>> checksums(std::span<const std::string> buckets,
@@ -142,6 +161,13 @@ private:
     std::map<std::string, std::vector<storage::StoredOp>> m_ops;
     std::map<std::string, std::set<std::string>> m_placed;  // subkey -> buckets holding it
     std::map<std::string, std::vector<config::rules::LookupEntry>> m_lookups;
+    struct WriteCheckpoint {
+        std::string user;
+        std::string client;
+        std::int64_t number;
+        std::int64_t op_id;
+    };
+    std::vector<WriteCheckpoint> m_write_checkpoints;
 };
 
 }  // namespace sluice::test

@@ -264,3 +264,40 @@ TEST_CASE("keepalive every 20 s, token_expires_in 0 at expiry, and a token refre
     CHECK(s->state() == SessionState::kEnded);
     CHECK_FALSE(s->has_work(1'000'000));
 }
+
+TEST_CASE("write checkpoints: the client's newest one rides on each checkpoint, alone as an empty diff") {
+    sluice::test::MemoryStorage storage(rules());
+    seed(storage);
+    sluice::protocol::wire::SyncRequest request;
+    request.client_id = "c1";
+    auto s = session("u1", request);
+    ClientState client;
+    auto lines = drain(*s, storage, storage.last_op_id(), client);
+    REQUIRE_FALSE(lines.empty());
+    CHECK(lines.front().find("write_checkpoint") == std::string::npos);  // none yet
+
+    // Another client's and another user's write checkpoints are not this client's.
+    (void)storage.pass_write_checkpoint("u1", "c2", 3);
+    (void)storage.pass_write_checkpoint("u2", "c1", 4);
+    const auto passed = storage.pass_write_checkpoint("u1", "c1", 7);
+    lines = drain(*s, storage, passed, client);
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0] == R"({"checkpoint_diff":{"last_op_id":")" + std::to_string(passed) +
+                          R"(","write_checkpoint":"7","removed_buckets":[],"updated_buckets":[]}})");
+    CHECK(lines[1] == R"({"checkpoint_complete":{"last_op_id":")" + std::to_string(passed) + R"("}})");
+    CHECK(client.write_checkpoint() == 7u);
+
+    // A data change keeps carrying it; an unchanged checkpoint with nothing new sends nothing.
+    const auto changed = storage.put("todos", R"({"id":"t3","list_id":"l1","description":"Eggs"})");
+    lines = drain(*s, storage, changed, client);
+    REQUIRE_FALSE(lines.empty());
+    CHECK(lines[0].find(R"("write_checkpoint":"7")") != std::string::npos);
+    const auto other = storage.put("todos", R"({"id":"t9","list_id":"l2","description":"not mine"})");
+    CHECK(drain(*s, storage, other, client).empty());
+
+    // A new full checkpoint (reconnect) carries the newest one at once.
+    auto fresh = session("u1", request);
+    ClientState again;
+    lines = drain(*fresh, storage, storage.last_op_id(), again);
+    CHECK(lines.front().find(R"("write_checkpoint":"7")") != std::string::npos);
+}

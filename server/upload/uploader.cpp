@@ -1,0 +1,443 @@
+// The Uploader (see uploader.h): connection pool, bounded retries, write checkpoints, and the
+// background thread that nudges replication past them and prunes old batch records.
+//
+// Where the record lives: the batch's record must commit in the same transaction as its writes, so
+// it lives in the SOURCE database, in table sluice.uploads (schema sluice, created by prepare() with
+// the shape migrations 0001 and 0002 give it). When the storage database is the source database it
+// is the same table. It is created only when the rules have write_rules. Managed publications never
+// include it; replication_setup.cpp refuses any table of schema sluice in a publication, so a FOR ALL
+// TABLES publication cannot be used together with uploads.
+#include "server/upload/uploader.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+#include "server/core/log.h"
+#include "server/core/metrics.h"
+#include "server/core/pg_errors.h"
+#include "server/storage/write_checkpoints.h"
+#include "server/upload/db_errors.h"
+#include "server/upload/detail/batch_transaction.h"
+
+namespace sluice::upload {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::Status;
+
+const core::Logger kLog("upload");
+
+// The text forms the rules expect (the same session settings as the replication stream's).
+constexpr const char* kSessionSettings =
+    "SET datestyle = ISO; SET intervalstyle = postgres; SET timezone = UTC; SET extra_float_digits = 3; "
+    "SET bytea_output = hex; SET application_name = 'sluice-upload'";
+
+std::unique_ptr<pqxx::connection> open_source(const std::string& conninfo) {
+    auto c = std::make_unique<pqxx::connection>(conninfo);
+    pqxx::nontransaction(*c).exec0(kSessionSettings);
+    return c;
+}
+
+// A source connection and, once a write checkpoint was recorded through it, a storage one.
+struct Slot {
+    std::unique_ptr<pqxx::connection> source;
+    detail::StatementCache statements;  // prepared on `source`
+    std::unique_ptr<storage::WriteCheckpointStore> storage;
+};
+
+}  // namespace
+
+UploaderOptions options_from_config(const config::Config& config, std::string storage_conninfo) {
+    UploaderOptions o;
+    o.source_conninfo = config.source.uri;
+    o.storage_conninfo = std::move(storage_conninfo);
+    o.policy = config.uploads.batch_policy;
+    o.apply_as_role = config.uploads.apply_as_role;
+    o.max_attempts = static_cast<int>(config.uploads.max_attempts);
+    o.record_retention = std::chrono::hours(config.uploads.record_retention_hours);
+    return o;
+}
+
+namespace {
+
+// The upload layer's metrics (GET /metrics), beside UploaderStats (per instance, for tests).
+struct UploadMetrics {
+    core::Counter& applied = batches("applied");
+    core::Counter& partial = batches("partial");
+    core::Counter& rejected = batches("rejected");
+    core::Counter& replayed = batches("replayed");
+    core::Counter& failed = batches("failed");
+    core::Counter& ops_applied = ops("applied");
+    core::Counter& ops_rejected = ops("rejected");
+    core::Counter& retries = core::metrics().counter(
+        "sluice_upload_retries_total", "upload batch attempts run again after a deadlock, serialization failure or lost "
+                                       "connection");
+
+    static core::Counter& batches(const char* outcome) {
+        return core::metrics().counter("sluice_upload_batches_total",
+                                       "upload batches answered, by outcome (replayed: from the record of an earlier "
+                                       "request; failed: an error, nothing applied)",
+                                       {{"outcome", outcome}});
+    }
+    static core::Counter& ops(const char* status) {
+        return core::metrics().counter("sluice_upload_ops_total", "operations of upload batches, applied or rejected",
+                                       {{"status", status}});
+    }
+};
+
+UploadMetrics& upload_metrics() {
+    static UploadMetrics m;
+    return m;
+}
+
+}  // namespace
+
+struct Uploader::Impl {
+    UploaderOptions options;
+    std::shared_ptr<const config::rules::RuleSet> rules;
+    UploadHook hook;
+    TableCatalog catalog;
+    UploaderStats stats;
+
+    std::mutex pool_mutex;  // guards idle; taken by worker threads
+    std::vector<std::unique_ptr<Slot>> idle;
+
+    std::mutex prepare_mutex;  // one prepare() at a time
+    std::atomic<bool> prepared{false};
+
+    // The nudge thread: emits a logical message after write checkpoints were recorded.
+    std::mutex nudge_mutex;  // guards nudge_wanted and stopping
+    std::condition_variable nudge_wake;
+    bool nudge_wanted = false;
+    bool stopping = false;
+    std::thread nudger;
+
+    Impl(UploaderOptions o, std::shared_ptr<const config::rules::RuleSet> r, UploadHook h)
+        : options(std::move(o)), rules(std::move(r)), hook(std::move(h)) {}
+
+    // An idle slot, or a new one (the pool grows to the number of concurrent callers).
+    std::unique_ptr<Slot> acquire() {
+        {
+            std::lock_guard lock(pool_mutex);
+            if (!idle.empty()) {
+                auto slot = std::move(idle.back());
+                idle.pop_back();
+                return slot;
+            }
+        }
+        auto slot = std::make_unique<Slot>();
+        slot->source = open_source(options.source_conninfo);
+        return slot;
+    }
+    void release(std::unique_ptr<Slot> slot) {
+        std::lock_guard lock(pool_mutex);
+        idle.push_back(std::move(slot));
+    }
+
+    protocol::Result<std::int64_t> record_checkpoint(Slot& slot, const std::string& user, const std::string& client,
+                                                     protocol::Lsn lsn, std::optional<std::int64_t> number) {
+        if (!slot.storage) {
+            auto opened = storage::WriteCheckpointStore::open(options.storage_conninfo);
+            if (!opened) {
+                return opened.status();
+            }
+            slot.storage = std::move(opened).value();
+        }
+        protocol::Result<std::int64_t> recorded = number ? protocol::Result<std::int64_t>(*number) : std::int64_t{0};
+        if (number) {
+            if (auto s = slot.storage->record(user, client, *number, lsn); !s) {
+                recorded = s;
+            }
+        } else {
+            recorded = slot.storage->create(user, client, lsn);
+        }
+        if (!recorded) {
+            slot.storage.reset();  // reconnect next time
+            return recorded;
+        }
+        nudge();
+        return recorded;
+    }
+
+    void count_answer(const protocol::wire::UploadResult& result, bool replayed) {
+        auto& m = upload_metrics();
+        stats.batches++;
+        if (replayed) {
+            stats.replays++;
+            m.replayed.add();
+            return;
+        }
+        using protocol::wire::BatchOutcome;
+        (result.outcome == BatchOutcome::kApplied   ? m.applied
+         : result.outcome == BatchOutcome::kPartial ? m.partial
+                                                    : m.rejected)
+            .add();
+        for (const auto& op : result.ops) {
+            const bool applied = op.status == protocol::wire::OpStatus::kApplied;
+            (applied ? stats.ops_applied : stats.ops_rejected)++;
+            (applied ? m.ops_applied : m.ops_rejected).add();
+        }
+    }
+    void count_failure() {
+        stats.failures++;
+        upload_metrics().failed.add();
+    }
+    void count_retry() {
+        stats.retries++;
+        upload_metrics().retries.add();
+    }
+
+    void nudge() {
+        {
+            std::lock_guard lock(nudge_mutex);
+            nudge_wanted = true;
+        }
+        nudge_wake.notify_one();
+    }
+
+    void sleep_backoff(int attempt) {
+        thread_local std::mt19937 random{std::random_device{}()};
+        const auto base = options.retry_backoff.count() << std::min(attempt, 6);
+        std::uniform_int_distribution<long> jitter(base / 2, base);
+        std::this_thread::sleep_for(std::chrono::milliseconds(jitter(random)));
+    }
+
+    // The background loop: a logical message on the source after new write checkpoints (its commit
+    // comes through replication after their LSN, so the BucketWriter delivers them even when no
+    // other source transaction follows), and the pruning of old batch records.
+    void run_nudger() {
+        std::unique_ptr<pqxx::connection> source;
+        auto next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+        std::unique_lock lock(nudge_mutex);
+        while (!stopping) {
+            nudge_wake.wait_for(lock, std::chrono::seconds(30), [&] { return nudge_wanted || stopping; });
+            if (stopping) {
+                break;
+            }
+            const bool wanted = nudge_wanted;
+            nudge_wanted = false;
+            lock.unlock();
+            bool failed = false;
+            try {
+                if (!source) {
+                    source = open_source(options.source_conninfo);
+                }
+                if (wanted) {
+                    pqxx::nontransaction(*source).exec(
+                        "SELECT pg_logical_emit_message(true, 'sluice_write_checkpoint', '')");
+                }
+                if (std::chrono::steady_clock::now() >= next_prune && prepared.load()) {
+                    next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+                    const auto pruned = pqxx::nontransaction(*source).exec_params(
+                        "DELETE FROM sluice.uploads WHERE applied_at < now() - $1::int * interval '1 hour'",
+                        static_cast<int>(options.record_retention.count()));
+                    if (pruned.affected_rows() > 0) {
+                        kLog.info("pruned {} upload records older than {} h", pruned.affected_rows(),
+                                  options.record_retention.count());
+                    }
+                }
+            } catch (const std::exception& e) {
+                kLog.warn("write checkpoint nudge failed (retrying): {}", core::one_line(e.what()));
+                source.reset();
+                failed = true;
+            }
+            lock.lock();
+            if (failed) {
+                nudge_wanted = nudge_wanted || wanted;
+                nudge_wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+            } else {
+                // Coalesce: batches committing in the next moment share the next message (under load
+                // other commits pass the write checkpoints anyway; idle, this bounds the extra wait).
+                nudge_wake.wait_for(lock, std::chrono::milliseconds(10), [&] { return stopping; });
+            }
+        }
+    }
+};
+
+std::shared_ptr<Uploader> Uploader::create(UploaderOptions options, std::shared_ptr<const config::rules::RuleSet> rules,
+                                           UploadHook hook) {
+    auto impl = std::make_unique<Impl>(std::move(options), std::move(rules), std::move(hook));
+    auto* raw = impl.get();
+    impl->nudger = std::thread([raw] { raw->run_nudger(); });
+    return std::shared_ptr<Uploader>(new Uploader(std::move(impl)));
+}
+
+Uploader::Uploader(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+
+Uploader::~Uploader() {
+    {
+        std::lock_guard lock(m_impl->nudge_mutex);
+        m_impl->stopping = true;
+    }
+    m_impl->nudge_wake.notify_all();
+    m_impl->nudger.join();
+}
+
+const UploaderStats& Uploader::stats() const { return m_impl->stats; }
+
+protocol::Status Uploader::prepare() {
+    std::lock_guard lock(m_impl->prepare_mutex);
+    if (m_impl->prepared.load() || m_impl->rules->write_rules().empty()) {
+        return Status::ok();  // without write_rules nothing is uploaded: the source stays untouched
+    }
+    try {
+        auto source = open_source(m_impl->options.source_conninfo);
+        pqxx::work tx(*source);
+        if (!m_impl->options.apply_as_role.empty()) {
+            const auto member =
+                tx.exec_params1("SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1",
+                                m_impl->options.apply_as_role);
+            if (!member[0].as<bool>()) {
+                return {
+                    ErrorCode::kConfigInvalidValue,
+                    fmt::format("uploads.apply_as_role '{}': the source user is not a member of that role; run "
+                                "GRANT {} TO <source user>",
+                                m_impl->options.apply_as_role, tx.conn().quote_name(m_impl->options.apply_as_role))};
+            }
+        }
+        // Two processes starting together must not race on CREATE TABLE IF NOT EXISTS.
+        tx.exec("SELECT pg_advisory_xact_lock(hashtext('sluice.uploads'))");
+        tx.exec(detail::source_schema_sql());
+        tx.commit();
+    } catch (const pqxx::unexpected_rows&) {
+        return {ErrorCode::kConfigInvalidValue,
+                fmt::format("uploads.apply_as_role '{}' is not a role of the source database",
+                            m_impl->options.apply_as_role)};
+    } catch (const std::exception& e) {
+        return {ErrorCode::kUploadSourceSetup,
+                fmt::format("cannot create sluice.uploads in the source database: {}", core::one_line(e.what()))};
+    }
+    m_impl->prepared = true;
+    return Status::ok();
+}
+
+protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
+                                                const protocol::wire::UploadBatch& batch) {
+    auto& impl = *m_impl;
+    if (impl.rules->write_rules().empty()) {
+        impl.count_failure();
+        return Status{ErrorCode::kUploadNotSupported,
+                      "uploads are off: the sync rules have no write_rules section (see deploy/sync-rules.example.yaml)"};
+    }
+    if (!impl.prepared.load()) {
+        if (auto status = prepare(); !status) {
+            impl.count_failure();
+            return status;
+        }
+    }
+    const std::string client_id = batch.client_id.empty() ? user.user_id : batch.client_id;
+    auto request = config::rules::Request::from_json(user.claims_json, "");
+    if (!request) {
+        return request.status();
+    }
+    const detail::BatchContext ctx{impl.rules->write_rules(),
+                                   request.value(),
+                                   user.user_id,
+                                   user.claims_json,
+                                   client_id,
+                                   batch,
+                                   impl.options.policy,
+                                   impl.options.apply_as_role,
+                                   impl.catalog,
+                                   impl.hook};
+    Status last;
+    for (int attempt = 0; attempt < std::max(1, impl.options.max_attempts); ++attempt) {
+        if (attempt > 0) {
+            impl.count_retry();
+            impl.sleep_backoff(attempt);
+        }
+        std::unique_ptr<Slot> slot;
+        try {
+            slot = impl.acquire();
+            auto done = detail::run_batch(*slot->source, slot->statements, ctx);
+            if (!done) {
+                impl.release(std::move(slot));
+                impl.count_failure();
+                return done.status();
+            }
+            auto checkpoint = impl.record_checkpoint(*slot, user.user_id, client_id, done->lsn, std::nullopt);
+            impl.release(std::move(slot));
+            if (!checkpoint) {
+                // The batch is committed: a retry is answered from its record.
+                impl.count_failure();
+                return Status{ErrorCode::kUploadUnavailable,
+                              "the batch is applied but its write checkpoint could not be recorded (" +
+                                  checkpoint.status().to_string() + "); send it again to get the answer"};
+            }
+            impl.count_answer(done->result, done->replayed);
+            return UploadAnswer{std::move(done->result), checkpoint.value(), done->replayed};
+        } catch (const std::exception& e) {
+            // The slot's connection is dropped whatever happened: a transaction may be open on it.
+            const auto error = classify(e);
+            last =
+                Status{ErrorCode::kUploadUnavailable, fmt::format("batch '{}' of client '{}' could not be applied: {}",
+                                                                  batch.batch_id, client_id, error.message)};
+            if (error.action == DbAction::kStaleCatalog) {
+                impl.catalog.invalidate();
+                impl.prepared = false;  // sluice.uploads itself may be gone
+                if (auto status = prepare(); !status) {
+                    impl.count_failure();
+                    return status;
+                }
+            } else if (error.action == DbAction::kEscalate || error.action == DbAction::kReject) {
+                kLog.error("{}", last.message());
+                impl.count_failure();
+                return Status{ErrorCode::kInternal, last.message()};
+            }
+            kLog.warn("{} (attempt {} of {})", last.message(), attempt + 1, impl.options.max_attempts);
+        }
+    }
+    impl.count_failure();
+    return last;
+}
+
+protocol::Result<std::int64_t> Uploader::create_write_checkpoint(const std::string& user_id,
+                                                                 const std::string& client_id) {
+    auto& impl = *m_impl;
+    Status last;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+            auto slot = impl.acquire();
+            const auto lsn = protocol::Lsn::parse(pqxx::nontransaction(*slot->source)
+                                                      .exec("SELECT pg_current_wal_insert_lsn()::text")[0][0]
+                                                      .as<std::string>());
+            auto recorded =
+                impl.record_checkpoint(*slot, user_id, client_id, lsn.value_or(protocol::Lsn{}), std::nullopt);
+            impl.release(std::move(slot));
+            return recorded;
+        } catch (const std::exception& e) {
+            last = Status{ErrorCode::kUploadUnavailable,
+                          fmt::format("cannot read the source's WAL position: {}", core::one_line(e.what()))};
+        }
+    }
+    return last;
+}
+
+protocol::Status Uploader::request_write_checkpoint(const std::string& user_id, const std::string& client_id,
+                                                    std::int64_t number) {
+    auto& impl = *m_impl;
+    Status last;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+            auto slot = impl.acquire();
+            const auto lsn = protocol::Lsn::parse(pqxx::nontransaction(*slot->source)
+                                                      .exec("SELECT pg_current_wal_insert_lsn()::text")[0][0]
+                                                      .as<std::string>());
+            auto recorded = impl.record_checkpoint(*slot, user_id, client_id, lsn.value_or(protocol::Lsn{}), number);
+            impl.release(std::move(slot));
+            return recorded ? Status::ok() : recorded.status();
+        } catch (const std::exception& e) {
+            last = Status{ErrorCode::kUploadUnavailable,
+                          fmt::format("cannot read the source's WAL position: {}", core::one_line(e.what()))};
+        }
+    }
+    return last;
+}
+
+}  // namespace sluice::upload

@@ -1,0 +1,106 @@
+// Uploader: applies clients' upload batches to the SOURCE database exactly once, under the sync
+// rules' write_rules, and hands out write checkpoints. Spec: protocol/README.md ("Uploads", "Write
+// checkpoints"); invariant 6 of README.md.
+//
+// One batch = one source transaction: the (client_id, batch_id) record in sluice.uploads is claimed
+// first (a duplicate waits for, then is answered from, the other's record), every op's old row is
+// read with SELECT … FOR UPDATE and checked against write_rules (table, operation, condition over
+// old/new row and the request, allowed columns), the write runs (as uploads.apply_as_role with the
+// token's claims, when set), and the batch's result is stored in the same record before COMMIT.
+// Transient failures (deadlock, serialization failure, lost connection, even during COMMIT) run the
+// batch again, bounded: the claim makes the retry see a committed first attempt and answer from it.
+//
+// After the commit the source's WAL insert position is recorded as a write checkpoint in storage
+// (server/storage/write_checkpoints.h), and a logical message is written to the source (coalesced,
+// on a background thread) so replication passes that position promptly even when nothing else is
+// written. Blocking: call it on worker threads, never on an I/O thread. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/rules/rule_set.h"
+#include "config/sluice_config.h"
+#include "protocol/status.h"
+#include "protocol/wire/upload.h"
+#include "server/auth/token_verifier.h"
+
+namespace sluice::upload {
+
+struct UploaderOptions {
+    std::string source_conninfo;
+    std::string storage_conninfo;
+    config::BatchPolicy policy = config::BatchPolicy::kAllOrNothing;
+    std::string apply_as_role;  // empty: the source user, no RLS role
+    int max_attempts = 5;
+    std::chrono::milliseconds retry_backoff{20};  // doubled per attempt, with jitter
+    std::chrono::hours record_retention{168};
+};
+
+// The uploads section of sluice.yaml, with the source and storage connection strings.
+[[nodiscard]] UploaderOptions options_from_config(const config::Config& config, std::string storage_conninfo);
+
+// Test hooks: called with the source backend's pid at these points of a batch's transaction.
+enum class HookPoint {
+    kBeforeCommit,  // the result is written, COMMIT not yet sent
+    kAfterCommit,   // COMMIT succeeded, the answer is not yet returned
+};
+using UploadHook = std::function<void(HookPoint point, int backend_pid)>;
+
+struct UploadAnswer {
+    protocol::wire::UploadResult result;
+    std::int64_t write_checkpoint = 0;
+    bool replayed = false;  // answered from the record of an earlier attempt or request
+};
+
+struct UploaderStats {
+    std::atomic<std::uint64_t> batches{0};  // batches answered (including replays)
+    std::atomic<std::uint64_t> replays{0};
+    std::atomic<std::uint64_t> ops_applied{0};
+    std::atomic<std::uint64_t> ops_rejected{0};
+    std::atomic<std::uint64_t> retries{0};   // attempts run again after a transient failure
+    std::atomic<std::uint64_t> failures{0};  // batches answered with an error (nothing applied)
+};
+
+class Uploader {
+public:
+    [[nodiscard]] static std::shared_ptr<Uploader> create(UploaderOptions options,
+                                                          std::shared_ptr<const config::rules::RuleSet> rules,
+                                                          UploadHook hook = {});
+    ~Uploader();  // stops the background thread
+    Uploader(const Uploader&) = delete;
+    Uploader& operator=(const Uploader&) = delete;
+
+    // Creates schema sluice and table sluice.uploads in the source database when missing (the
+    // record must live in the source transaction), when the rules have write_rules. Idempotent;
+    // upload() runs it once if needed. SL6014 when it cannot.
+    [[nodiscard]] protocol::Status prepare();
+
+    // Applies one batch for `user`. `batch.client_id` empty: the user id is the client id. Errors
+    // (nothing applied, nothing recorded): SL6009 the source kept failing, SL6010 the batch id is
+    // another user's, SL6014, storage errors for the write checkpoint after a committed batch (the
+    // retry is answered from the record), SL5015 when the rules have no write_rules.
+    [[nodiscard]] protocol::Result<UploadAnswer> upload(const auth::VerifiedToken& user,
+                                                        const protocol::wire::UploadBatch& batch);
+
+    // GET /write-checkpoint2.json: a write checkpoint at the source's current WAL position.
+    [[nodiscard]] protocol::Result<std::int64_t> create_write_checkpoint(const std::string& user_id,
+                                                                         const std::string& client_id);
+    // POST /sync/checkpoint-request: the same with the client's own number.
+    [[nodiscard]] protocol::Status request_write_checkpoint(const std::string& user_id, const std::string& client_id,
+                                                            std::int64_t number);
+
+    [[nodiscard]] const UploaderStats& stats() const;
+
+    struct Impl;
+
+private:
+    explicit Uploader(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace sluice::upload
