@@ -653,6 +653,7 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
     YAML::Node with;
     YAML::Mark streams_mark;
     bool has_streams = false;
+    bool has_streams_key = false;  // also when rejected
     bool has_with = false;
     for (const auto& section : root) {
         const std::string key = section.first.Scalar();
@@ -684,6 +685,7 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
                 }
             }
         } else if (key == "streams" || key == "with") {
+            has_streams_key = has_streams_key || key == "streams";
             if (edition < 2) {
                 ctx.report(section.first.Mark(), key, ErrorCode::kRulesUnsupported,
                            fmt::format("'{}' (Sync Streams) needs config: edition: 3 in this file; expected "
@@ -714,7 +716,7 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
                                                                                   "config"})));
         }
     }
-    if (!has_definitions && !has_streams) {
+    if (!has_definitions && !has_streams_key) {
         ctx.report(root.Mark(), "", ErrorCode::kRulesStructure,
                    edition >= 2 ? "no bucket_definitions or streams section: clients would receive nothing; expected "
                                   "streams:"

@@ -311,8 +311,9 @@ private:
         if (w.state == WithQuery::State::kCompiling) {
             if (user != nullptr) {
                 user->errors.push_back({use, ErrorCode::kRulesUnsupported,
-                                        fmt::format("with query '{}' reads itself; expected subqueries that do not "
-                                                    "refer back to the query using them",
+                                        fmt::format("with query '{}' is part of a cycle (it reads, directly or "
+                                                    "through other queries, the query using it); expected subqueries "
+                                                    "that do not refer back",
                                                     w.name)});
             }
             return -1;
@@ -1089,7 +1090,7 @@ private:
         }
         const bool had_errors = !src.errors.empty() || src.failed;
         m_ctx.report_sql(node, src.sql, path, src.errors);
-        if (dangerous && !m_accept_dangerous) {
+        if (dangerous && !m_accept_dangerous && !had_errors) {
             m_ctx.report(node.Mark(), path, ErrorCode::kRulesClientParameter,
                          "this query gives rows to any user from subscription or connection parameters alone, which "
                          "the client sets to anything; expected a condition on auth.user_id() or "
