@@ -644,14 +644,13 @@ protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, Lo
         if (round == 1) {
             batch = keys;
         }
-        const std::size_t offset = batch.size();
         streams.keys(round, batch);
         if (batch.empty()) {
             continue;
         }
         const auto found = lookups.lookup(batch);
         ++res.lookup_rounds;
-        if (auto status = streams.take(round, found, offset, results, options.max_parameter_results); !status) {
+        if (auto status = streams.take(round, found, results, options.max_parameter_results); !status) {
             return status;
         }
         if (round > 1) {

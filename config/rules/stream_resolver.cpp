@@ -355,7 +355,7 @@ void StreamResolve::keys(int round, std::vector<std::string>& keys) {
                 break;
             }
             for_each_key(term.key_prefix, slots, [&](const std::string& key) {
-                s.keys.emplace_back(keys.size(), 0);
+                s.keys.push_back(keys.size());
                 keys.push_back(key);
             });
         }
@@ -366,16 +366,14 @@ void StreamResolve::keys(int round, std::vector<std::string>& keys) {
     }
 }
 
-protocol::Status StreamResolve::take(int round, std::span<const std::vector<std::string>> found, std::size_t offset,
+protocol::Status StreamResolve::take(int round, std::span<const std::vector<std::string>> found,
                                      std::size_t& results, std::size_t max_results) {
     for (auto& s : m_sets) {
         const auto& q = m_rules.subqueries[static_cast<std::size_t>(s.subquery)];
         if (s.done || q.kind != SubqueryKind::kTable || q.level != round) {
             continue;
         }
-        for (const auto& [position, unused] : s.keys) {
-            (void)unused;
-            const std::size_t at = offset + position;
+        for (const std::size_t at : s.keys) {
             if (at >= found.size()) {
                 continue;
             }

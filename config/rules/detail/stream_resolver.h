@@ -24,11 +24,11 @@ public:
     void start();
     // Number of lookup rounds needed (0 when no subquery reads a table).
     [[nodiscard]] int rounds() const { return m_rounds; }
-    // Appends the keys of round r (1-based) to keys.
+    // Appends the keys of round r (1-based) to keys (which may already hold others).
     void keys(int round, std::vector<std::string>& keys);
-    // The lookup results for the keys appended by keys(round): found[offset + i] for its i-th key.
-    // Counts every result in results; fails (SL2019) past max_results.
-    [[nodiscard]] protocol::Status take(int round, std::span<const std::vector<std::string>> found, std::size_t offset,
+    // The lookup results of the whole batch keys(round) appended to (found[i] for keys[i]). Counts
+    // the results of its own keys in results; fails (SL2019) past max_results.
+    [[nodiscard]] protocol::Status take(int round, std::span<const std::vector<std::string>> found,
                                         std::size_t& results, std::size_t max_results);
     // Appends the buckets of every subscription to out.buckets (unsorted, possibly repeated).
     // Fails (SL2018) when their number is out of all proportion to max_buckets.
@@ -49,7 +49,7 @@ private:
         std::size_t context = 0;  // the context that evaluates it (its errors go there)
         bool done = false;
         std::vector<std::string> values;  // JSON texts, sorted, unique
-        std::vector<std::pair<std::size_t, std::size_t>> keys;  // this round: (key position, unused)
+        std::vector<std::size_t> keys;  // this round: positions of its keys in the batch
     };
 
     std::size_t set_of(int subquery, std::size_t context);
