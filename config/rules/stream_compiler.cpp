@@ -514,7 +514,7 @@ private:
 
     // Splits stmt's WHERE into OR alternatives and turns its joins into subqueries. False (with
     // errors in src) when the query's shape is not supported.
-    bool shape(const SelectStatement& stmt, Source& src, bool is_subquery, Shaped& out) {
+    bool shape(const SelectStatement& stmt, Source& src, Shaped& out) {
         const FromClause& from = *stmt.from;
         std::vector<QueryTable> tables;
         tables.push_back({from.table, from.alias, from.span});
@@ -579,9 +579,6 @@ private:
         }
         if (root < 0) {
             root = 0;
-        }
-        if (is_subquery && stmt.items.size() != 1) {
-            // reported by the caller
         }
         // Join edges: one `a.x = b.y` per join, with an earlier table; other ON conditions stay with
         // the joined table.
@@ -917,7 +914,7 @@ private:
         } else {
             q.kind = SubqueryKind::kTable;
             Shaped shaped;
-            if (!shape(stmt, src, true, shaped)) {
+            if (!shape(stmt, src, shaped)) {
                 return -1;
             }
             q.table = shaped.root.name();
@@ -1018,7 +1015,7 @@ private:
             return;
         }
         Shaped shaped;
-        if (!shape(stmt, src, false, shaped)) {
+        if (!shape(stmt, src, shaped)) {
             m_ctx.report_sql(node, src.sql, path, src.errors);
             return;
         }
