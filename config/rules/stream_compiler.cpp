@@ -95,6 +95,20 @@ struct TermOut {
     int level = 0;              // deepest subquery level read
 };
 
+// Drops repeated errors (an atom shared by several OR alternatives is compiled for each).
+void drop_repeats(std::vector<SqlError>& errors) {
+    std::vector<SqlError> kept;
+    for (auto& e : errors) {
+        const bool seen = std::any_of(kept.begin(), kept.end(), [&](const SqlError& k) {
+            return k.span.begin == e.span.begin && k.span.end == e.span.end && k.message == e.message;
+        });
+        if (!seen) {
+            kept.push_back(std::move(e));
+        }
+    }
+    errors = std::move(kept);
+}
+
 // Uses bits of a compiled expression.
 unsigned uses_of(const CExpr& e) {
     unsigned u = 0;
@@ -331,6 +345,7 @@ private:
         m_local = saved;
         m_id_base = std::move(saved_base);
         m_next_inline = saved_next;
+        drop_repeats(w.source.errors);
         m_ctx.report_sql(w.source.node, w.source.sql, w.source.path, w.source.errors);
         if (!w.source.errors.empty() || w.source.failed) {
             w.subquery = -1;
@@ -781,7 +796,13 @@ private:
                                           "request value"});
                     return;
                 }
-                sq = compile_subquery(*rhs.subquery, src, fmt::format("{}.{}", m_id_base, m_next_inline++));
+                // An atom repeated in several OR alternatives is compiled once.
+                if (auto it = m_compiled.find(rhs.subquery.get()); it != m_compiled.end()) {
+                    sq = it->second;
+                } else {
+                    sq = compile_subquery(*rhs.subquery, src, fmt::format("{}.{}", m_id_base, m_next_inline++));
+                    m_compiled[rhs.subquery.get()] = sq;
+                }
             } else {
                 sq = with_subquery(*find_with(rhs.names[0]), &src, rhs.span);
             }
@@ -1086,6 +1107,7 @@ private:
             }
         }
         const bool had_errors = !src.errors.empty() || src.failed;
+        drop_repeats(src.errors);
         m_ctx.report_sql(node, src.sql, path, src.errors);
         if (dangerous && !m_accept_dangerous && !had_errors) {
             m_ctx.report(node.Mark(), path, ErrorCode::kRulesClientParameter,
@@ -1236,6 +1258,7 @@ private:
     int m_next_variant = 0;
     bool m_accept_dangerous = false;
     std::deque<Node> m_synth;  // nodes made for joins; stable addresses, live for the whole compile
+    std::map<const SelectStatement*, int> m_compiled;  // inline subqueries compiled so far (index or -1)
 };
 
 }  // namespace
