@@ -535,6 +535,7 @@ void add_bucket(std::vector<ResolvedBucket>& out, const std::string& prefix, con
 protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, LookupSource& lookups,
                                                       const ResolveOptions& options) const {
     Resolution res;
+    res.buckets.reserve(m_impl->definitions.size() * 2);
     const std::string& prefix = m_impl->options.bucket_id_prefix;
     std::vector<std::string> keys;
     std::vector<PendingLookup> pending;
@@ -708,29 +709,33 @@ protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, Lo
     if (auto status = streams.finish(options.max_buckets); !status) {
         return status;
     }
-    std::stable_sort(res.buckets.begin(), res.buckets.end(),
-                     [](const ResolvedBucket& a, const ResolvedBucket& b) { return a.id < b.id; });
-    // One entry per bucket: the first, with every source it serves and the most urgent priority.
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < res.buckets.size(); ++i) {
-        if (kept > 0 && res.buckets[kept - 1].id == res.buckets[i].id) {
-            auto& into = res.buckets[kept - 1];
-            into.priority = std::min(into.priority, res.buckets[i].priority);
-            into.sources.insert(into.sources.end(), res.buckets[i].sources.begin(), res.buckets[i].sources.end());
+    // Sorted by id, one entry per bucket: the first, with every source it serves and the most urgent
+    // priority. The order is sorted as indexes, so each bucket moves once.
+    std::vector<std::uint32_t> order(res.buckets.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) {
+        order[i] = i;
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::uint32_t a, std::uint32_t b) { return res.buckets[a].id < res.buckets[b].id; });
+    std::vector<ResolvedBucket> sorted;
+    sorted.reserve(order.size());
+    for (const std::uint32_t i : order) {
+        ResolvedBucket& b = res.buckets[i];
+        if (!sorted.empty() && sorted.back().id == b.id) {
+            auto& into = sorted.back();
+            into.priority = std::min(into.priority, b.priority);
+            into.sources.insert(into.sources.end(), b.sources.begin(), b.sources.end());
             continue;
         }
-        if (kept != i) {
-            res.buckets[kept] = std::move(res.buckets[i]);
-        }
-        ++kept;
+        sorted.push_back(std::move(b));
     }
-    res.buckets.resize(kept);
-    for (auto& b : res.buckets) {
+    for (auto& b : sorted) {
         if (b.sources.size() > 1) {
             std::sort(b.sources.begin(), b.sources.end());
             b.sources.erase(std::unique(b.sources.begin(), b.sources.end()), b.sources.end());
         }
     }
+    res.buckets = std::move(sorted);
     if (res.buckets.size() > options.max_buckets) {
         return protocol::Status(protocol::ErrorCode::kRulesTooManyBuckets,
                                 fmt::format("this connection would receive {} buckets, more than the limit of {}",
