@@ -4,7 +4,10 @@
 // row) and what a sync session does per checkpoint (resolve_buckets: requests/s, buckets, lookup
 // rounds). Streams: each of the 100 users subscribes to one project per stream (20 subscriptions);
 // the older dialect gives each user every project bucket of every definition.
-// Run: build/bench/streams_bench [seconds per measurement, default 1]
+// Wall-clock figures: the best of 3 runs per rule set, interleaved, so that other work on the machine
+// weighs on both alike.
+// Run: build/bench/streams_bench [seconds per measurement, default 0.5]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -179,11 +182,24 @@ void print(const char* name, const Figures& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const double budget = argc > 1 ? std::atof(argv[1]) : 1.0;
+    const double budget = argc > 1 ? std::atof(argv[1]) : 0.5;
     const auto streams = compile_or_exit(streams_rules());
     const auto definitions = compile_or_exit(bucket_definitions_rules());
-    const Figures s = measure(*streams, true, budget);
-    const Figures b = measure(*definitions, false, budget);
+    Figures s;
+    Figures b;
+    auto best = [](Figures& into, const Figures& f) {
+        if (f.row_rate > into.row_rate) {
+            const double resolve = into.resolve_rate;
+            into = f;
+            into.resolve_rate = std::max(resolve, f.resolve_rate);
+        } else {
+            into.resolve_rate = std::max(into.resolve_rate, f.resolve_rate);
+        }
+    };
+    for (int run = 0; run < 3; ++run) {
+        best(s, measure(*streams, true, budget));
+        best(b, measure(*definitions, false, budget));
+    }
     fmt::print("sync streams benchmark: {} definitions over {} data tables and {} member tables, {} users, one core\n",
                kStreams, kStreams, kMemberTables, kUsers);
     fmt::print("  (router: evaluate_row + evaluate_parameter_row per replicated row; session: resolve_buckets)\n");

@@ -1013,6 +1013,12 @@ private:
     // ---- stream queries
 
     void stream_query(const YAML::Node& node, const std::string& path, int query_index, const std::string& label) {
+        // m_compiled is keyed by statements of this query's parse, which dies with this call.
+        m_compiled.clear();
+        struct ClearCompiled {
+            std::map<const SelectStatement*, int>& map;
+            ~ClearCompiled() { map.clear(); }
+        } clear_compiled{m_compiled};
         Source src{node, node.Scalar(), path, {}, false};
         auto parsed = parse_select(src.sql, Dialect::kStreams);
         src.errors = std::move(parsed.errors);
@@ -1258,7 +1264,9 @@ private:
     int m_next_variant = 0;
     bool m_accept_dangerous = false;
     std::deque<Node> m_synth;  // nodes made for joins; stable addresses, live for the whole compile
-    std::map<const SelectStatement*, int> m_compiled;  // inline subqueries compiled so far (index or -1)
+    // Inline subqueries of the stream query being compiled (index or -1), by statement: an atom shared
+    // by several OR alternatives is compiled once. Cleared per query (the statements die with it).
+    std::map<const SelectStatement*, int> m_compiled;
 };
 
 }  // namespace

@@ -266,6 +266,29 @@ TEST_CASE("streams: introspection, prefixes and the request API") {
     CHECK(request->subscription_parameters(2)->parameter("a") == Value::integer(1));
 }
 
+TEST_CASE("streams: many streams with inline subqueries keep their own lookups") {
+    std::string yaml = "config:\n  edition: 3\nstreams:\n";
+    std::vector<std::string> expected;
+    for (int i = 0; i < 40; ++i) {
+        yaml += fmt::format("  s{}:\n    query: SELECT * FROM t{} WHERE p IN (SELECT p FROM m{} WHERE u = auth.user_id())\n",
+                            i, i, i);
+        expected.push_back(fmt::format("public.m{}", i));
+    }
+    const auto rules = compile(yaml);
+    std::vector<std::string> tables;
+    for (const auto& t : rules->parameter_tables()) {
+        tables.push_back(t.to_string());
+    }
+    CHECK(tables == expected);
+    for (int i = 0; i < 40; ++i) {
+        ParameterEvaluation pe;
+        rules->evaluate_parameter_row({"public", fmt::format("m{}", i)},
+                                      {{"p", Value::text("x")}, {"u", Value::text("u1")}}, pe);
+        REQUIRE(pe.entries.size() == 1);
+        CHECK(pe.entries[0].key == fmt::format(R"(s{}.0/0["u1"])", i));
+    }
+}
+
 TEST_CASE("streams: limits fail the whole request with their codes") {
     const auto rules = compile(R"(config:
   edition: 3
