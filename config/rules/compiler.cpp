@@ -640,7 +640,8 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
     }
     // The edition decides the dialect: 1 (or none) bucket_definitions; 2 and 3 also Sync Streams.
     int edition = 1;
-    if (const YAML::Node config = root["config"]; config && config.IsMap()) {
+    const YAML::Node& sections = root;  // const: a lookup must not insert a key (it would invalidate iterators)
+    if (const YAML::Node config = sections["config"]; config && config.IsMap()) {
         if (const YAML::Node e = config["edition"]; e && e.IsScalar() && (e.Scalar() == "2" || e.Scalar() == "3")) {
             edition = e.Scalar()[0] - '0';
         }
@@ -700,7 +701,7 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
             } else {
                 with.reset(value);
                 has_with = true;
-                if (!root["streams"]) {
+                if (!sections["streams"]) {
                     ctx.report(section.first.Mark(), key, ErrorCode::kRulesStructure,
                                "with: queries are read by streams; expected a streams: section");
                 }

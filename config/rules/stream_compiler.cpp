@@ -461,14 +461,15 @@ private:
                 m_ctx.report(queries.Mark(), path + ".queries", ErrorCode::kRulesStructure,
                              "expected a list of queries (SELECT ...)");
             } else {
-                for (std::size_t i = 0; i < queries.size(); ++i) {
+                const YAML::Node& list = queries;
+                for (std::size_t i = 0; i < list.size(); ++i) {
                     const auto qpath = fmt::format("{}.queries[{}]", path, i);
-                    if (!queries[i].IsScalar()) {
-                        m_ctx.report(queries[i].Mark(), qpath, ErrorCode::kRulesStructure,
-                                     "expected a query (SELECT ...) as text");
+                    const YAML::Node q = list[i];
+                    if (!q.IsScalar()) {
+                        m_ctx.report(q.Mark(), qpath, ErrorCode::kRulesStructure, "expected a query (SELECT ...) as text");
                         continue;
                     }
-                    stream_query(queries[i], qpath, static_cast<int>(i), fmt::format("queries[{}]", i));
+                    stream_query(q, qpath, static_cast<int>(i), fmt::format("queries[{}]", i));
                 }
             }
         } else {
