@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,13 @@ struct Span {
     std::uint32_t end = 0;    // byte offset one past the last character
 };
 
+// Which rules dialect a query is written in: PowerSync's bucket_definitions (parameter and data
+// queries) or Sync Streams (`config: edition: 2|3`, `streams:`), which adds subqueries, INNER JOIN,
+// BETWEEN, CASE and ARRAY[...]/ROW(...) lists.
+enum class Dialect : std::uint8_t { kBucketDefinitions, kStreams };
+
+struct SelectStatement;
+
 enum class NodeKind : std::uint8_t {
     kLiteral,    // literal
     kName,       // names: 1..3 dotted parts (unquoted parts lower-cased), e.g. {"todos", "list_id"}
@@ -27,6 +35,9 @@ enum class NodeKind : std::uint8_t {
     kIsNotNull,  // args[0] IS NOT NULL
     kIn,         // args[0] IN args[1]
     kCast,       // CAST(args[0] AS type) or args[0]::type; type in cast_type (lower-case)
+    kCase,       // streams: CASE [args[0] when has_operand] WHEN a THEN b ... [ELSE args.back() when has_else] END
+    kList,       // streams: ARRAY[args...] or ROW(args...): a JSON array of the values
+    kSubquery,   // streams: (SELECT ...) as the right side of IN; in subquery
     kInvalid,    // placeholder for a construct already reported as an error
 };
 
@@ -43,7 +54,10 @@ struct Node {
     std::vector<bool> quoted;  // per names entry: written as "quoted identifier"
     std::string cast_type;
     Span type_span;
+    bool has_operand = false;  // kCase
+    bool has_else = false;     // kCase
     std::vector<Node> args;
+    std::shared_ptr<const SelectStatement> subquery;  // kSubquery
 };
 
 struct SelectItem {
@@ -54,12 +68,21 @@ struct SelectItem {
     Span span;                   // the whole item
 };
 
+// streams: `[INNER] JOIN <table> [AS alias] ON <condition>` after the FROM table.
+struct JoinClause {
+    std::vector<std::string> table;  // [schema,] name
+    std::string alias;
+    Node on;
+    Span span;  // from JOIN to the table (or its alias)
+};
+
 struct FromClause {
     bool is_function = false;  // json_each(...)
     std::vector<std::string> table;  // [schema,] name when !is_function
     Node call;                       // the call when is_function
     std::string alias;
     Span span;
+    std::vector<JoinClause> joins;  // streams only
 };
 
 struct SelectStatement {
@@ -67,7 +90,11 @@ struct SelectStatement {
     Span select_span;  // the SELECT keyword
     std::optional<FromClause> from;
     std::optional<Node> where;
+    Span span;  // the whole statement
 };
+
+// Constructs of the streams dialect that edition 2 does not have (reported with their first span).
+enum class Feature : std::uint8_t { kJoin, kNestedSubquery, kBetween, kCase, kList };
 
 struct SqlError {
     Span span;

@@ -7,6 +7,7 @@
 
 #include "config/rules/detail/compiled.h"
 #include "config/rules/detail/expr_compiler.h"
+#include "config/rules/detail/stream_compiler.h"
 #include "config/rules/detail/yaml_context.h"
 #include "config/rules/parser.h"
 
@@ -632,14 +633,29 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
         ctx.report(e.mark, "", ErrorCode::kRulesSyntax, e.msg + "; expected valid YAML");
         return result;
     }
-    static constexpr std::string_view kTopLevel = "bucket_definitions, write_rules, config";
     if (!root.IsMap()) {
         ctx.report(root.Mark(), "", ErrorCode::kRulesStructure,
-                   fmt::format("expected a mapping with sections ({})", kTopLevel));
+                   "expected a mapping with sections (bucket_definitions, write_rules, config)");
         return result;
     }
+    // The edition decides the dialect: 1 (or none) bucket_definitions; 2 and 3 also Sync Streams.
+    int edition = 1;
+    const YAML::Node& sections = root;  // const: a lookup must not insert a key (it would invalidate iterators)
+    if (const YAML::Node config = sections["config"]; config && config.IsMap()) {
+        if (const YAML::Node e = config["edition"]; e && e.IsScalar() && (e.Scalar() == "2" || e.Scalar() == "3")) {
+            edition = e.Scalar()[0] - '0';
+        }
+    }
+    const std::string_view top_level = edition >= 2 ? "bucket_definitions, streams, with, write_rules, config"
+                                                    : "bucket_definitions, write_rules, config";
     detail::DefinitionCompiler definitions(ctx, *impl);
     bool has_definitions = false;
+    YAML::Node streams;
+    YAML::Node with;
+    YAML::Mark streams_mark;
+    bool has_streams = false;
+    bool has_streams_key = false;  // also when rejected
+    bool has_with = false;
     for (const auto& section : root) {
         const std::string key = section.first.Scalar();
         const YAML::Node& value = section.second;
@@ -650,17 +666,19 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
             compile_write_rules(ctx, value, impl->write_rules);
         } else if (key == "config") {
             if (!value.IsMap()) {
-                ctx.report(value.Mark(), "config", ErrorCode::kRulesStructure, "expected a mapping (edition: 1)");
+                ctx.report(value.Mark(), "config", ErrorCode::kRulesStructure,
+                           "expected a mapping (edition: 1, 2 or 3)");
                 continue;
             }
             for (const auto& c : value) {
                 const std::string ck = c.first.Scalar();
                 if (ck == "edition") {
-                    if (c.second.Scalar() != "1") {
+                    const std::string e = c.second.IsScalar() ? c.second.Scalar() : std::string("...");
+                    if (e != "1" && e != "2" && e != "3") {
                         ctx.report(c.second.Mark(), "config.edition", ErrorCode::kRulesUnsupported,
-                                   fmt::format("edition '{}' is not supported; expected 1 (bucket_definitions). "
-                                               "Sync Streams (editions 2 and 3) are not supported yet",
-                                               c.second.IsScalar() ? c.second.Scalar() : std::string("...")));
+                                   fmt::format("edition '{}' is not supported; expected 1 (bucket_definitions), or 2 "
+                                               "or 3 (Sync Streams, with bucket_definitions allowed too)",
+                                               e));
                     }
                 } else {
                     ctx.report(c.first.Mark(), "config." + ck, ErrorCode::kRulesUnknownKey,
@@ -668,18 +686,43 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
                 }
             }
         } else if (key == "streams" || key == "with") {
-            ctx.report(section.first.Mark(), key, ErrorCode::kRulesUnsupported,
-                       fmt::format("'{}' (Sync Streams) is not supported yet; expected bucket_definitions", key));
+            has_streams_key = has_streams_key || key == "streams";
+            if (edition < 2) {
+                ctx.report(section.first.Mark(), key, ErrorCode::kRulesUnsupported,
+                           fmt::format("'{}' (Sync Streams) needs config: edition: 3 in this file; expected "
+                                       "config:\n  edition: 3",
+                                       key));
+                continue;
+            }
+            if (key == "streams") {
+                streams.reset(value);
+                streams_mark = section.first.Mark();
+                has_streams = true;
+            } else {
+                with.reset(value);
+                has_with = true;
+                if (!sections["streams"]) {
+                    ctx.report(section.first.Mark(), key, ErrorCode::kRulesStructure,
+                               "with: queries are read by streams; expected a streams: section");
+                }
+            }
         } else {
             ctx.report(section.first.Mark(), key, ErrorCode::kRulesUnknownKey,
-                       fmt::format("unknown section '{}'; expected one of: {}{}", key, kTopLevel,
-                                   detail::CompileContext::suggestion(key, {"bucket_definitions", "write_rules",
-                                                                            "config"})));
+                       edition >= 2
+                           ? fmt::format("unknown section '{}'; expected one of: {}{}", key, top_level,
+                                         detail::CompileContext::suggestion(key, {"bucket_definitions", "streams",
+                                                                                  "with", "write_rules", "config"}))
+                           : fmt::format("unknown section '{}'; expected one of: {}{}", key, top_level,
+                                         detail::CompileContext::suggestion(key, {"bucket_definitions", "write_rules",
+                                                                                  "config"})));
         }
     }
-    if (!has_definitions) {
+    if (!has_definitions && !has_streams_key) {
         ctx.report(root.Mark(), "", ErrorCode::kRulesStructure,
-                   "no bucket_definitions section: clients would receive nothing; expected bucket_definitions:");
+                   edition >= 2 ? "no bucket_definitions or streams section: clients would receive nothing; expected "
+                                  "streams:"
+                                : "no bucket_definitions section: clients would receive nothing; expected "
+                                  "bucket_definitions:");
     }
     // Attach data queries to their definitions and index by table.
     for (int idx : definitions.m_pending_data) {
@@ -696,6 +739,23 @@ CompileResult RuleSet::compile(std::string_view yaml, const std::string& file, c
             }
             if (pq.kind == detail::ParameterKind::kTable) {
                 impl->tables[pq.table.to_string()].parameters.emplace_back(static_cast<int>(d), static_cast<int>(q));
+            }
+        }
+    }
+    if (has_streams) {
+        detail::compile_streams(ctx, edition, has_with ? &with : nullptr, streams, *impl);
+        // Stream variants are named "<stream>|<n>": a bucket definition may not take such a name.
+        for (const auto& def : impl->definitions) {
+            if (def.stream >= 0) {
+                continue;
+            }
+            for (const auto& other : impl->definitions) {
+                if (other.stream >= 0 && other.name == def.name) {
+                    ctx.report(streams_mark, "streams", ErrorCode::kRulesStructure,
+                               fmt::format("bucket definition '{}' has the name of a bucket of stream '{}'; "
+                                           "expected distinct names",
+                                           def.name, impl->streams[static_cast<std::size_t>(other.stream)].name));
+                }
             }
         }
     }
@@ -733,13 +793,32 @@ std::vector<TableName> RuleSet::parameter_tables() const {
             }
         }
     }
+    for (const auto& q : m_impl->subqueries) {
+        if (q.used && q.kind == detail::SubqueryKind::kTable && std::find(out.begin(), out.end(), q.table) == out.end()) {
+            out.push_back(q.table);
+        }
+    }
     return out;
 }
 
 std::vector<std::string> RuleSet::definitions() const {
     std::vector<std::string> out;
     for (const auto& def : m_impl->definitions) {
-        out.push_back(def.name);
+        if (def.stream < 0) {
+            out.push_back(def.name);
+        }
+    }
+    return out;
+}
+
+std::vector<StreamDefinition> RuleSet::streams() const {
+    std::vector<StreamDefinition> out;
+    for (const auto& s : m_impl->streams) {
+        StreamDefinition d{s.name, s.auto_subscribe, s.priority, {}};
+        for (const auto& v : s.variants) {
+            d.definitions.push_back(m_impl->definitions[static_cast<std::size_t>(v.definition)].name);
+        }
+        out.push_back(std::move(d));
     }
     return out;
 }

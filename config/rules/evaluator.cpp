@@ -6,6 +6,7 @@
 
 #include "config/rules/detail/compiled.h"
 #include "config/rules/detail/json_writer.h"
+#include "config/rules/detail/stream_resolver.h"
 #include "config/rules/json.h"
 
 namespace sluice::config::rules {
@@ -246,7 +247,7 @@ void RuleSet::evaluate_row(const TableName& table, const Row& row, RowEvaluation
         ctx.row = &row;
         bucket_count = 0;
         auto fail = [&]() {
-            out.errors.push_back({def.name, query_name("data", dq.index), ctx.error});
+            out.errors.push_back({def.name, dq.label.empty() ? query_name("data", dq.index) : dq.label, ctx.error});
         };
         bool failed = false;
         for (const auto& term : dq.terms) {
@@ -443,6 +444,72 @@ void RuleSet::evaluate_parameter_row(const TableName& table, const Row& row, Par
             out.entries.push_back(std::move(e));
         }
     }
+    // Stream subqueries: one entry per key combination, holding the selected value.
+    for (const int sq_index : index->subqueries) {
+        const auto& q = m_impl->subqueries[static_cast<std::size_t>(sq_index)];
+        EvalContext ctx;
+        ctx.row = &row;
+        std::string values;
+        bool values_done = false;
+        bool skip = false;  // the selected value is NULL: nothing to match
+        std::vector<LookupEntry> entries;
+        for (std::size_t t = 0; t < q.terms.size() && !skip; ++t) {
+            const auto& term = q.terms[t];
+            const bool pass = all_hold(term.row_filters, ctx);
+            if (!ctx.error.empty()) {
+                break;
+            }
+            if (!pass) {
+                continue;
+            }
+            if (!values_done) {
+                const Value v = detail::eval(q.output, ctx);
+                if (!ctx.error.empty() || !bucketable(v, ctx.error)) {
+                    break;
+                }
+                if (v.is_null()) {
+                    skip = true;
+                    break;
+                }
+                append_values(values, {v});
+                values_done = true;
+            }
+            slots.assign(term.keys.size(), {});
+            for (std::size_t k = 0; k < term.keys.size(); ++k) {
+                detail::Binding b{0, term.keys[k].row, term.keys[k].row_array};
+                if (!binding_values(b, ctx, slots[k])) {
+                    break;
+                }
+                for (const auto& v : slots[k]) {
+                    if (!bucketable(v, ctx.error)) {
+                        break;
+                    }
+                }
+                if (!ctx.error.empty()) {
+                    break;
+                }
+            }
+            if (!ctx.error.empty()) {
+                break;
+            }
+            for_each_combination(slots, [&](const std::vector<Value>& key_values) {
+                std::string key = term.key_prefix;
+                append_values(key, key_values);
+                entries.push_back({std::move(key), values});
+            });
+        }
+        if (!ctx.error.empty()) {
+            out.errors.push_back({q.id, "subquery", ctx.error});
+            continue;
+        }
+        std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+        entries.erase(std::unique(entries.begin(), entries.end(),
+                                  [](const auto& a, const auto& b) { return a.key == b.key; }),
+                      entries.end());
+        for (auto& e : entries) {
+            out.entries.push_back(std::move(e));
+        }
+    }
 }
 
 namespace {
@@ -453,11 +520,14 @@ struct PendingLookup {
     const detail::ParameterQuery* query;
 };
 
+// A bucket of a bucket definition; it serves the definition's default stream, whose index in
+// Resolution::streams is the definition's index (bucket definitions come first in both).
 void add_bucket(std::vector<ResolvedBucket>& out, const std::string& prefix, const detail::Definition& def,
-                int query, const std::vector<Value>& params, std::string lookup_key) {
+                std::size_t def_index, int query, const std::vector<Value>& params, std::string lookup_key) {
     std::string id = prefix + def.name;
     append_values(id, params);
-    out.push_back({std::move(id), def.priority, def.name, query, std::move(lookup_key)});
+    out.push_back({std::move(id), def.priority, def.name, query, std::move(lookup_key), {},
+                   {BucketSource{BucketSource::Kind::kDefault, def_index}}});
 }
 
 }  // namespace
@@ -465,13 +535,19 @@ void add_bucket(std::vector<ResolvedBucket>& out, const std::string& prefix, con
 protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, LookupSource& lookups,
                                                       const ResolveOptions& options) const {
     Resolution res;
+    res.buckets.reserve(m_impl->definitions.size() * 2);
     const std::string& prefix = m_impl->options.bucket_id_prefix;
     std::vector<std::string> keys;
     std::vector<PendingLookup> pending;
     std::vector<std::vector<Value>> slots;
-    for (const auto& def : m_impl->definitions) {
+    for (std::size_t def_index = 0; def_index < m_impl->definitions.size(); ++def_index) {
+        const auto& def = m_impl->definitions[def_index];
+        if (def.stream >= 0) {
+            continue;
+        }
+        res.streams.push_back({def.name, true, {}});
         if (def.parameter_queries.empty() && !def.has_parameters_key) {
-            add_bucket(res.buckets, prefix, def, -1, {}, "");
+            add_bucket(res.buckets, prefix, def, def_index, -1, {}, "");
             continue;
         }
         for (const auto& pq : def.parameter_queries) {
@@ -489,7 +565,7 @@ protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, Lo
                     if (!pq.has_where || detail::eval_condition(pq.where, ctx)) {
                         outputs(params);
                         if (ctx.error.empty()) {
-                            add_bucket(res.buckets, prefix, def, pq.index, params, "");
+                            add_bucket(res.buckets, prefix, def, def_index, pq.index, params, "");
                         }
                     }
                     break;
@@ -510,7 +586,7 @@ protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, Lo
                         if (!pq.has_where || detail::eval_condition(pq.where, ctx)) {
                             outputs(params);
                             if (ctx.error.empty()) {
-                                add_bucket(res.buckets, prefix, def, pq.index, params, "");
+                                add_bucket(res.buckets, prefix, def, def_index, pq.index, params, "");
                             }
                         }
                         if (!ctx.error.empty()) {
@@ -558,9 +634,29 @@ protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, Lo
             }
         }
     }
-    if (!keys.empty()) {
-        const auto found = lookups.lookup(keys);
-        std::size_t results = 0;
+    // Lookups, round by round: bucket_definitions' keys and the first level of stream subqueries in
+    // the first round, nested stream subqueries in the next ones.
+    detail::StreamResolve streams(*m_impl, request, res);
+    streams.start();
+    const int rounds = std::max(streams.rounds(), keys.empty() ? 0 : 1);
+    std::size_t results = 0;
+    for (int round = 1; round <= rounds; ++round) {
+        std::vector<std::string> batch;
+        if (round == 1) {
+            batch = keys;
+        }
+        streams.keys(round, batch);
+        if (batch.empty()) {
+            continue;
+        }
+        const auto found = lookups.lookup(batch);
+        ++res.lookup_rounds;
+        if (auto status = streams.take(round, found, results, options.max_parameter_results); !status) {
+            return status;
+        }
+        if (round > 1) {
+            continue;
+        }
         for (const auto& p : pending) {
             if (p.key_index >= found.size()) {
                 continue;
@@ -579,7 +675,9 @@ protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, Lo
                 std::string id;
                 if (pq.stored_in_order) {
                     id = prefix + def.name + stored;
-                    res.buckets.push_back({std::move(id), def.priority, def.name, pq.index, keys[p.key_index]});
+                    res.buckets.push_back({std::move(id), def.priority, def.name, pq.index, keys[p.key_index], {},
+                                           {BucketSource{BucketSource::Kind::kDefault,
+                                                         static_cast<std::size_t>(p.def - m_impl->definitions.data())}}});
                     continue;
                 }
                 std::string error;
@@ -603,15 +701,41 @@ protocol::Result<Resolution> RuleSet::resolve_buckets(const Request& request, Lo
                         params[static_cast<std::size_t>(o.param)] = detail::eval(o.expr, ctx);
                     }
                 }
-                add_bucket(res.buckets, prefix, def, pq.index, params, keys[p.key_index]);
+                add_bucket(res.buckets, prefix, def, static_cast<std::size_t>(p.def - m_impl->definitions.data()),
+                           pq.index, params, keys[p.key_index]);
             }
         }
     }
-    std::stable_sort(res.buckets.begin(), res.buckets.end(),
-                     [](const ResolvedBucket& a, const ResolvedBucket& b) { return a.id < b.id; });
-    res.buckets.erase(std::unique(res.buckets.begin(), res.buckets.end(),
-                                  [](const ResolvedBucket& a, const ResolvedBucket& b) { return a.id == b.id; }),
-                      res.buckets.end());
+    if (auto status = streams.finish(options.max_buckets); !status) {
+        return status;
+    }
+    // Sorted by id, one entry per bucket: the first, with every source it serves and the most urgent
+    // priority. The order is sorted as indexes, so each bucket moves once.
+    std::vector<std::uint32_t> order(res.buckets.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) {
+        order[i] = i;
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::uint32_t a, std::uint32_t b) { return res.buckets[a].id < res.buckets[b].id; });
+    std::vector<ResolvedBucket> sorted;
+    sorted.reserve(order.size());
+    for (const std::uint32_t i : order) {
+        ResolvedBucket& b = res.buckets[i];
+        if (!sorted.empty() && sorted.back().id == b.id) {
+            auto& into = sorted.back();
+            into.priority = std::min(into.priority, b.priority);
+            into.sources.insert(into.sources.end(), b.sources.begin(), b.sources.end());
+            continue;
+        }
+        sorted.push_back(std::move(b));
+    }
+    for (auto& b : sorted) {
+        if (b.sources.size() > 1) {
+            std::sort(b.sources.begin(), b.sources.end());
+            b.sources.erase(std::unique(b.sources.begin(), b.sources.end()), b.sources.end());
+        }
+    }
+    res.buckets = std::move(sorted);
     if (res.buckets.size() > options.max_buckets) {
         return protocol::Status(protocol::ErrorCode::kRulesTooManyBuckets,
                                 fmt::format("this connection would receive {} buckets, more than the limit of {}",

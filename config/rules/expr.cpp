@@ -161,7 +161,50 @@ Value in_array(const CExpr& e, EvalContext& ctx) {
     return saw_null ? Value::null() : Value::integer(0);
 }
 
+// CASE x WHEN a THEN b ... ELSE c END compares with = (NULL matches nothing); CASE WHEN cond THEN
+// b ... takes the first true condition; no match and no ELSE gives NULL.
+Value case_value(const CExpr& e, EvalContext& ctx) {
+    std::size_t i = 0;
+    Value operand;
+    if (e.case_operand) {
+        operand = eval(e.args[0], ctx);
+        i = 1;
+    }
+    const std::size_t pairs_end = e.args.size() - (e.case_else ? 1 : 0);
+    for (; i + 1 < pairs_end; i += 2) {
+        bool hit = false;
+        if (e.case_operand) {
+            Value s;
+            hit = sql_equal(operand, eval_ref(e.args[i], ctx, s));
+        } else {
+            const auto t = truthy(eval(e.args[i], ctx));
+            hit = t.has_value() && *t;
+        }
+        if (hit) {
+            return eval(e.args[i + 1], ctx);
+        }
+    }
+    if (e.case_else) {
+        return eval(e.args.back(), ctx);
+    }
+    return {};
+}
+
 }  // namespace
+
+bool same_expr(const CExpr& a, const CExpr& b) {
+    if (a.op != b.op || a.bop != b.bop || a.source != b.source || a.cast != b.cast || a.fn != b.fn ||
+        a.index != b.index || a.case_operand != b.case_operand || a.case_else != b.case_else || a.name != b.name ||
+        !(a.literal == b.literal) || a.args.size() != b.args.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.args.size(); ++i) {
+        if (!same_expr(a.args[i], b.args[i])) {
+            return false;
+        }
+    }
+    return true;
+}
 
 Value cast_value(const Value& v, CastType type) {
     if (v.is_null()) {
@@ -212,6 +255,8 @@ const Value& eval_ref(const CExpr& e, EvalContext& ctx, Value& scratch) {
         case Op::kUserId: return ctx.request != nullptr ? ctx.request->user_id() : kNullValue;
         case Op::kTokenParam: return ctx.request != nullptr ? ctx.request->token_parameter(e.name) : kNullValue;
         case Op::kUserParam: return ctx.request != nullptr ? ctx.request->client_parameter(e.name) : kNullValue;
+        case Op::kClaim: return ctx.request != nullptr ? ctx.request->claim(e.name) : kNullValue;
+        case Op::kSubParam: return ctx.subscription != nullptr ? ctx.subscription->parameter(e.name) : kNullValue;
         default: scratch = eval(e, ctx); return scratch;
     }
 }
@@ -228,6 +273,22 @@ Value eval(const CExpr& e, EvalContext& ctx) {
         case Op::kTokenParam: return ctx.request != nullptr ? ctx.request->token_parameter(e.name) : Value{};
         case Op::kUserParam: return ctx.request != nullptr ? ctx.request->client_parameter(e.name) : Value{};
         case Op::kBucketParam: return {};
+        case Op::kClaim: return ctx.request != nullptr ? ctx.request->claim(e.name) : Value{};
+        case Op::kSubParam: return ctx.subscription != nullptr ? ctx.subscription->parameter(e.name) : Value{};
+        case Op::kSubParams: return Value::text(ctx.subscription != nullptr ? ctx.subscription->json() : "{}");
+        case Op::kCase: return case_value(e, ctx);
+        case Op::kList: {
+            std::string out = "[";
+            for (std::size_t i = 0; i < e.args.size(); ++i) {
+                if (i > 0) {
+                    out += ',';
+                }
+                Value s;
+                append_json(out, eval_ref(e.args[i], ctx, s));
+            }
+            out += ']';
+            return Value::text(std::move(out));
+        }
         case Op::kAnd: {
             const auto a = truthy(eval(e.args[0], ctx));
             if (a.has_value() && !*a) {

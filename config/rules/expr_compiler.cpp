@@ -73,6 +73,35 @@ CExpr ExprCompiler::compile(const Node& n, unsigned& uses) {
             out.args.push_back(compile(n.args[0], uses));
             out.args.push_back(compile(n.args[1], uses));
             return out;
+        case NodeKind::kCase:
+            out.op = Op::kCase;
+            out.case_operand = n.has_operand;
+            out.case_else = n.has_else;
+            for (const auto& a : n.args) {
+                out.args.push_back(compile(a, uses));
+            }
+            return out;
+        case NodeKind::kList: {
+            out.op = Op::kList;
+            bool constant = true;
+            for (const auto& a : n.args) {
+                out.args.push_back(compile(a, uses));
+                constant = constant && out.args.back().op == Op::kLiteral;
+            }
+            if (constant) {  // a literal list: its JSON text once, not per row
+                EvalContext ctx;
+                CExpr folded;
+                folded.literal = eval(out, ctx);
+                return folded;
+            }
+            return out;
+        }
+        case NodeKind::kSubquery:
+            error(n.span, ErrorCode::kRulesWrongContext,
+                  fmt::format("a subquery can only be used as <expression> IN (SELECT ...) in WHERE, combined with "
+                              "AND or OR (not under NOT nor inside another expression); found {}",
+                              quote(m_sql, n.span)));
+            return out;
         case NodeKind::kCast: {
             out.op = Op::kCast;
             const auto& t = n.cast_type;
@@ -119,7 +148,13 @@ CExpr ExprCompiler::name(const Node& n, unsigned& uses) {
             uses |= kUsesEach;
             return out;
         }
-        if (kind == NameScope::Kind::kWrite) {
+        if (m_scope.streams && kind == NameScope::Kind::kParameterRequest) {
+            error(n.span, ErrorCode::kRulesUnknownName,
+                  fmt::format("unknown name {} in a query without FROM; expected auth.user_id(), "
+                              "auth.parameter('<name>'), connection.parameter('<name>') or "
+                              "subscription.parameter('<name>')",
+                              shown));
+        } else if (kind == NameScope::Kind::kWrite) {
             error(n.span, ErrorCode::kRulesUnknownName,
                   fmt::format("unqualified column {}; expected new.{} or old.{} in a write rule", shown, parts[0],
                               parts[0]));
@@ -137,6 +172,16 @@ CExpr ExprCompiler::name(const Node& n, unsigned& uses) {
     const std::string& q = parts[0];
     if (parts.size() == 2) {
         const std::string& col = parts[1];
+        const bool own_table = has_table(kind) && q == (m_scope.alias.empty() ? m_scope.table : m_scope.alias);
+        if (m_scope.streams && !own_table &&
+            (q == "bucket" || q == "token_parameters" || q == "user_parameters")) {
+            error(n.span, ErrorCode::kRulesWrongContext,
+                  fmt::format("{} belongs to bucket_definitions; in Sync Streams expected auth.user_id(), "
+                              "auth.parameter('<name>'), connection.parameter('<name>') or "
+                              "subscription.parameter('<name>')",
+                              shown));
+            return out;
+        }
         if (q == "bucket") {
             if (kind != NameScope::Kind::kData) {
                 error(n.span, ErrorCode::kRulesWrongContext,
@@ -220,6 +265,19 @@ CExpr ExprCompiler::name(const Node& n, unsigned& uses) {
             return column(col, q == "new" ? RowSource::kNew : RowSource::kOld);
         }
         std::string expected;
+        if (m_scope.streams) {
+            error(n.span, ErrorCode::kRulesUnknownName,
+                  has_table(kind)
+                      ? fmt::format("unknown table or alias '{}' in {}; expected '{}'{}", q, shown,
+                                    m_scope.alias.empty() ? m_scope.table : m_scope.alias,
+                                    !m_scope.alias.empty() && q == m_scope.table ? " (the table is aliased)" : "")
+                  : kind == NameScope::Kind::kParameterEach
+                      ? fmt::format("unknown table or alias '{}' in {}; expected '{}'", q, shown, m_scope.each_name)
+                      : fmt::format("unknown name {}; expected auth.user_id(), auth.parameter('<name>'), "
+                                    "connection.parameter('<name>') or subscription.parameter('<name>')",
+                                    shown));
+            return out;
+        }
         if (has_table(kind)) {
             expected = fmt::format("'{}'", m_scope.alias.empty() ? m_scope.table : m_scope.alias);
             if (!m_scope.alias.empty() && q == m_scope.table) {
@@ -259,6 +317,18 @@ CExpr ExprCompiler::call(const Node& n, unsigned& uses) {
     CExpr out;
     const auto& parts = n.names;
     const std::string shown = quote(m_sql, n.span);
+    if (m_scope.streams && parts.size() == 2 && parts[0] == "request") {
+        error(n.span, ErrorCode::kRulesUnknownFunction,
+              fmt::format("{} belongs to bucket_definitions; in Sync Streams expected auth.user_id(), "
+                          "auth.parameters(), auth.parameter('<name>'), connection.parameter('<name>') or "
+                          "subscription.parameter('<name>')",
+                          shown));
+        return out;
+    }
+    if (m_scope.streams && parts.size() == 2 &&
+        (parts[0] == "auth" || parts[0] == "connection" || parts[0] == "subscription")) {
+        return stream_call(n, uses);
+    }
     if (parts.size() == 2 && parts[0] == "request") {
         const std::string& fn = parts[1];
         if (fn != "user_id" && fn != "jwt" && fn != "parameters") {
@@ -289,9 +359,14 @@ CExpr ExprCompiler::call(const Node& n, unsigned& uses) {
     }
     if (parts.size() != 1) {
         error(n.span, ErrorCode::kRulesUnknownFunction,
-              fmt::format("unknown function {}; expected one of: {}, request.user_id(), request.jwt(), "
-                          "request.parameters()",
-                          shown, function_names()));
+              m_scope.streams ? fmt::format("unknown function {}; expected one of: {}, auth.user_id(), "
+                                            "auth.parameters(), auth.parameter('<name>'), "
+                                            "connection.parameters(), connection.parameter('<name>'), "
+                                            "subscription.parameters(), subscription.parameter('<name>')",
+                                            shown, function_names())
+                              : fmt::format("unknown function {}; expected one of: {}, request.user_id(), "
+                                            "request.jwt(), request.parameters()",
+                                            shown, function_names()));
         return out;
     }
     const std::string& fn = parts[0];
@@ -340,6 +415,48 @@ CExpr ExprCompiler::call(const Node& n, unsigned& uses) {
     out.fn = info->fn;
     for (const auto& a : n.args) {
         out.args.push_back(compile(a, uses));
+    }
+    return out;
+}
+
+CExpr ExprCompiler::stream_call(const Node& n, unsigned& uses) {
+    CExpr out;
+    const std::string& source = n.names[0];
+    const std::string& fn = n.names[1];
+    const std::string shown = quote(m_sql, n.span);
+    const bool is_auth = source == "auth";
+    const bool is_sub = source == "subscription";
+    const bool known = fn == "parameter" || fn == "parameters" || (is_auth && fn == "user_id");
+    if (!known) {
+        error(n.span, ErrorCode::kRulesUnknownFunction,
+              fmt::format("unknown function {}; expected {}.parameter('<name>') or {}.parameters(){}", shown, source,
+                          source, is_auth ? " or auth.user_id()" : ""));
+        return out;
+    }
+    if (!is_request_scope(m_scope.kind)) {
+        error(n.span, ErrorCode::kRulesWrongContext,
+              fmt::format("{} cannot be used here; expected table columns", shown));
+        return out;
+    }
+    if (fn == "parameter") {
+        if (n.args.size() != 1 || n.args[0].kind != NodeKind::kLiteral || n.args[0].literal.type() != ValueType::kText) {
+            error(n.span, ErrorCode::kRulesWrongArguments,
+                  fmt::format("{}.parameter() takes one text literal, the parameter name; found {}", source, shown));
+            return out;
+        }
+        out.op = is_auth ? Op::kClaim : is_sub ? Op::kSubParam : Op::kUserParam;
+        out.name = n.args[0].literal.bytes();
+    } else {
+        if (!n.args.empty()) {
+            error(n.span, ErrorCode::kRulesWrongArguments, fmt::format("{}.{}() takes no arguments; found {}", source,
+                                                                       fn, shown));
+        }
+        out.op = is_auth ? (fn == "user_id" ? Op::kUserId : Op::kJwt) : is_sub ? Op::kSubParams : Op::kClientParams;
+    }
+    uses |= kUsesRequest | (is_auth ? kUsesAuth : kUsesClient) | (is_sub ? kUsesSubscription : 0U);
+    if (!is_auth && !m_has_client) {
+        m_has_client = true;
+        m_client_span = n.span;
     }
     return out;
 }

@@ -21,7 +21,7 @@ Span span_of(std::size_t b, std::size_t e) { return {static_cast<std::uint32_t>(
 
 }  // namespace
 
-std::vector<Token> tokenize(std::string_view sql, std::vector<SqlError>& errors) {
+std::vector<Token> tokenize(std::string_view sql, std::vector<SqlError>& errors, Dialect dialect) {
     std::vector<Token> out;
     std::size_t i = 0;
     const std::size_t n = sql.size();
@@ -215,6 +215,9 @@ std::vector<Token> tokenize(std::string_view sql, std::vector<SqlError>& errors)
                 }
             }
             if (op.empty() && kOne.find(c) != std::string_view::npos) {
+                op = sql.substr(i, 1);
+            }
+            if (op.empty() && dialect == Dialect::kStreams && (c == '[' || c == ']')) {
                 op = sql.substr(i, 1);
             }
             if (op.empty()) {

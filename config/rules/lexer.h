@@ -17,7 +17,7 @@ enum class TokenKind : std::uint8_t {
     kReal,
     kString,
     kBlob,
-    kOperator,  // text is the operator: = == != <> < <= > >= + - * / % || -> ->> :: ( ) , . ;
+    kOperator,  // text is the operator: = == != <> < <= > >= + - * / % || -> ->> :: ( ) , . ; (streams: [ ])
     kEnd,
 };
 
@@ -28,7 +28,9 @@ struct Token {
     Value value;  // for number, string and blob literals
 };
 
-// Tokenizes sql; lexical errors are appended to errors and the offending characters skipped.
-[[nodiscard]] std::vector<Token> tokenize(std::string_view sql, std::vector<SqlError>& errors);
+// Tokenizes sql; lexical errors are appended to errors and the offending characters skipped. The
+// streams dialect also has the operators [ and ] (ARRAY[...]).
+[[nodiscard]] std::vector<Token> tokenize(std::string_view sql, std::vector<SqlError>& errors,
+                                          Dialect dialect = Dialect::kBucketDefinitions);
 
 }  // namespace sluice::config::rules

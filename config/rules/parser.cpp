@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -26,21 +27,31 @@ struct Abandon {};
 
 class Parser {
 public:
-    Parser(std::string_view sql, std::vector<SqlError>& errors) : m_sql(sql), m_errors(errors) {
-        m_tokens = tokenize(sql, errors);
+    Parser(std::string_view sql, std::vector<SqlError>& errors, Dialect dialect = Dialect::kBucketDefinitions)
+        : m_sql(sql), m_errors(errors), m_streams(dialect == Dialect::kStreams) {
+        m_tokens = tokenize(sql, errors, dialect);
         m_lex_failed = !errors.empty() && std::any_of(errors.begin(), errors.end(), [](const SqlError& e) {
             return e.code == ErrorCode::kRulesSqlSyntax;
         });
     }
 
     [[nodiscard]] bool lex_failed() const { return m_lex_failed; }
+    [[nodiscard]] std::vector<std::pair<Feature, Span>>& features() { return m_features; }
 
     SelectStatement select_statement() {
+        SelectStatement stmt = select_body();
+        trailing();
+        return stmt;
+    }
+
+    // SELECT ... [FROM ...] [WHERE ...], without what may follow it.
+    SelectStatement select_body() {
         SelectStatement stmt;
         if (!is_keyword("select")) {
             fail(fmt::format("expected SELECT at the start of the query, found {}", describe(peek())));
         }
         stmt.select_span = next().span;
+        stmt.span = stmt.select_span;
         if (is_keyword("distinct")) {
             unsupported(peek().span, "SELECT DISTINCT is not supported by the sync-rules dialect; expected a plain "
                                      "SELECT");
@@ -61,7 +72,7 @@ public:
             next();
             stmt.where = expression();
         }
-        trailing();
+        stmt.span.end = m_tokens[m_pos > 0 ? m_pos - 1 : 0].span.end;
         return stmt;
     }
 
@@ -214,14 +225,68 @@ private:
                    (peek().kind == TokenKind::kIdent && !reserved(peek().text) && peek().text != "natural")) {
             from.alias = next().text;
         }
+        while (m_streams && !from.is_function && (is_keyword("join") || (is_keyword("inner") && is_keyword("join", 1)))) {
+            from.joins.push_back(join_clause());
+        }
         if (is_op(",") || is_keyword("join") || is_keyword("inner") || is_keyword("left") || is_keyword("right") ||
             is_keyword("cross") || is_keyword("natural") || is_keyword("full")) {
+            if (m_streams) {
+                unsupported(peek().span, fmt::format("only INNER JOIN <table> ON <a.x = b.y> is supported in Sync "
+                                                     "Streams (found {}); expected INNER JOIN",
+                                                     describe(peek())));
+                throw Abandon{};
+            }
             unsupported(peek().span, fmt::format("joins are not supported by the sync-rules dialect (found {}); "
                                                  "expected one table per query",
                                                  describe(peek())));
             throw Abandon{};
         }
         return from;
+    }
+
+    JoinClause join_clause() {
+        JoinClause join;
+        const Span start = peek().span;
+        m_features.emplace_back(Feature::kJoin, start);
+        if (is_keyword("inner")) {
+            next();
+        }
+        next();  // JOIN
+        if (peek().kind != TokenKind::kIdent && peek().kind != TokenKind::kQuotedIdent) {
+            fail(fmt::format("unexpected {}; expected a table name after JOIN", describe(peek())));
+        }
+        if (peek().kind == TokenKind::kIdent && reserved(peek().text)) {
+            fail(fmt::format("unexpected {}; expected a table name after JOIN", describe(peek())));
+        }
+        if (is_op("(", 1)) {
+            unsupported(peek().span, fmt::format("{} cannot be joined; expected INNER JOIN <table>", describe(peek())));
+            throw Abandon{};
+        }
+        join.table.push_back(next().text);
+        if (is_op(".")) {
+            next();
+            if (peek().kind != TokenKind::kIdent && peek().kind != TokenKind::kQuotedIdent) {
+                fail(fmt::format("unexpected {}; expected a table name after the schema", describe(peek())));
+            }
+            join.table.push_back(next().text);
+        }
+        if (is_keyword("as")) {
+            next();
+            if (peek().kind != TokenKind::kIdent && peek().kind != TokenKind::kQuotedIdent) {
+                fail(fmt::format("unexpected {}; expected an alias after AS", describe(peek())));
+            }
+            join.alias = next().text;
+        } else if (peek().kind == TokenKind::kQuotedIdent || (peek().kind == TokenKind::kIdent && !reserved(peek().text))) {
+            join.alias = next().text;
+        }
+        join.span = {start.begin, m_tokens[m_pos - 1].span.end};
+        if (!is_keyword("on")) {
+            fail(fmt::format("unexpected {}; expected ON <a.x = b.y> after INNER JOIN {}", describe(peek()),
+                             raw(join.span).substr(raw(join.span).rfind(' ') + 1)));
+        }
+        next();
+        join.on = expression();
+        return join;
     }
 
     // ---- expressions, lowest precedence first
@@ -324,12 +389,18 @@ private:
                 next();
                 Node rhs;
                 if (is_op("(")) {
-                    const Span open = peek().span;
-                    if (is_keyword("select", 1)) {
+                    if (is_keyword("select", 1) && m_streams) {
+                        rhs = subquery();
+                    } else if (is_keyword("select", 1)) {
                         unsupported(peek(1).span, "subqueries are not supported by the sync-rules dialect; expected "
                                                   "IN <JSON array expression>");
                         throw Abandon{};
                     }
+                }
+                if (rhs.kind == NodeKind::kSubquery) {
+                    // parsed above
+                } else if (is_op("(")) {
+                    const Span open = peek().span;
                     next();
                     std::vector<Node> list;
                     if (!is_op(")")) {
@@ -343,6 +414,14 @@ private:
                     expect_op(")", "')' to close the IN list");
                     if (list.size() == 1) {
                         rhs = std::move(list[0]);
+                    } else if (m_streams) {
+                        const Span whole{open.begin, close.end};
+                        unsupported(whole, fmt::format("a parenthesised list {} is not supported in Sync Streams; "
+                                                       "expected ARRAY[...] (or ROW(...)) for a literal list, or a "
+                                                       "JSON array expression",
+                                                       raw(whole)));
+                        rhs.kind = NodeKind::kInvalid;
+                        rhs.span = whole;
                     } else {
                         const Span whole{open.begin, close.end};
                         unsupported(whole, fmt::format("IN with a literal list {} is not supported by the sync-rules "
@@ -389,6 +468,32 @@ private:
                 n.kind = NodeKind::kInvalid;
                 n.span = {lhs.span.begin, rhs.span.end};
                 lhs = std::move(n);
+                continue;
+            }
+            if (is_keyword("between") && m_streams) {
+                m_features.emplace_back(Feature::kBetween, peek().span);
+                next();
+                Node low = comparison();
+                if (!is_keyword("and")) {
+                    fail(fmt::format("unexpected {}; expected AND in BETWEEN", describe(peek())));
+                }
+                next();
+                Node high = comparison();
+                const Span whole{lhs.span.begin, high.span.end};
+                Node ge = make_binary(BinaryOp::kGe, lhs, std::move(low));
+                Node le = make_binary(BinaryOp::kLe, std::move(lhs), std::move(high));
+                ge.span = whole;
+                le.span = whole;
+                Node both = make_binary(BinaryOp::kAnd, std::move(ge), std::move(le));
+                both.span = whole;
+                if (negated) {
+                    Node wrap;
+                    wrap.kind = NodeKind::kNot;
+                    wrap.span = whole;
+                    wrap.args.push_back(std::move(both));
+                    both = std::move(wrap);
+                }
+                lhs = std::move(both);
                 continue;
             }
             if (is_keyword("between")) {
@@ -598,6 +703,12 @@ private:
                     n.args.push_back(std::move(operand));
                     return n;
                 }
+                if (t.text == "case" && m_streams) {
+                    return case_expression();
+                }
+                if (m_streams && ((t.text == "array" && is_op("[", 1)) || (t.text == "row" && is_op("(", 1)))) {
+                    return list_expression();
+                }
                 if (t.text == "case") {
                     skip_case();
                     n.kind = NodeKind::kInvalid;
@@ -615,6 +726,84 @@ private:
             case TokenKind::kQuotedIdent: return name_or_call();
         }
         fail("unexpected token; expected an expression");
+    }
+
+    // (SELECT ...) after IN; the caller saw '(' SELECT.
+    Node subquery() {
+        const Span open = next().span;
+        if (m_subquery_depth > 0) {
+            m_features.emplace_back(Feature::kNestedSubquery, peek().span);
+        }
+        if (++m_depth > 200 || m_subquery_depth >= 16) {
+            fail("subqueries nested too deeply; expected at most 16 levels");
+        }
+        ++m_subquery_depth;
+        auto stmt = std::make_shared<SelectStatement>(select_body());
+        --m_subquery_depth;
+        --m_depth;
+        const Span close = peek().span;
+        expect_op(")", "')' to close the subquery");
+        Node n;
+        n.kind = NodeKind::kSubquery;
+        n.span = {open.begin, close.end};
+        n.subquery = std::move(stmt);
+        return n;
+    }
+
+    Node case_expression() {
+        Node n;
+        n.kind = NodeKind::kCase;
+        n.span = peek().span;
+        m_features.emplace_back(Feature::kCase, n.span);
+        next();
+        if (!is_keyword("when")) {
+            n.has_operand = true;
+            n.args.push_back(expression());
+        }
+        if (!is_keyword("when")) {
+            fail(fmt::format("unexpected {}; expected WHEN in CASE", describe(peek())));
+        }
+        while (is_keyword("when")) {
+            next();
+            n.args.push_back(expression());
+            if (!is_keyword("then")) {
+                fail(fmt::format("unexpected {}; expected THEN after CASE ... WHEN <condition>", describe(peek())));
+            }
+            next();
+            n.args.push_back(expression());
+        }
+        if (is_keyword("else")) {
+            next();
+            n.has_else = true;
+            n.args.push_back(expression());
+        }
+        if (!is_keyword("end")) {
+            fail(fmt::format("unexpected {}; expected WHEN, ELSE or END in CASE", describe(peek())));
+        }
+        n.span.end = next().span.end;
+        return n;
+    }
+
+    // ARRAY[a, b, ...] or ROW(a, b, ...).
+    Node list_expression() {
+        Node n;
+        n.kind = NodeKind::kList;
+        n.span = next().span;
+        m_features.emplace_back(Feature::kList, n.span);
+        const bool bracket = is_op("[");
+        next();
+        const char* close_op = bracket ? "]" : ")";
+        if (!is_op(close_op)) {
+            n.args.push_back(expression());
+            while (is_op(",")) {
+                next();
+                n.args.push_back(expression());
+            }
+        }
+        const Span close = peek().span;
+        expect_op(close_op, bracket ? "',' or ']' in ARRAY[...]" : "',' or ')' in ROW(...)");
+        n.span.end = close.end;
+        return n;
     }
 
     void skip_case() {
@@ -693,14 +882,17 @@ private:
     std::vector<Token> m_tokens;
     std::size_t m_pos = 0;
     int m_depth = 0;
+    int m_subquery_depth = 0;
     bool m_lex_failed = false;
+    bool m_streams = false;
+    std::vector<std::pair<Feature, Span>> m_features;
 };
 
 }  // namespace
 
-ParsedSelect parse_select(std::string_view sql) {
+ParsedSelect parse_select(std::string_view sql, Dialect dialect) {
     ParsedSelect out;
-    Parser parser(sql, out.errors);
+    Parser parser(sql, out.errors, dialect);
     if (parser.lex_failed()) {
         return out;
     }
@@ -709,6 +901,7 @@ ParsedSelect parse_select(std::string_view sql) {
     } catch (const Abandon&) {
         out.statement.reset();
     }
+    out.features = std::move(parser.features());
     return out;
 }
 

@@ -258,12 +258,42 @@ void run_case(const YAML::Node& c, const std::string& where) {
             ++g_checks;
         }
     }
+    if (c["stream_definitions"]) {
+        std::vector<std::string> got;
+        for (const auto& s : rules.streams()) {
+            std::string line = s.name + (s.auto_subscribe ? " auto" : "") + " @" + std::to_string(s.priority) + ":";
+            for (const auto& d : s.definitions) {
+                line += " " + d;
+            }
+            got.push_back(line);
+        }
+        CHECK(got == strings(c["stream_definitions"]));
+        ++g_checks;
+    }
     for (const auto& q : c["requests"]) {
         auto request = Request::from_json(json_of(q["claims"]), q["parameters"] ? json_of(q["parameters"]) : "{}");
         REQUIRE(request.is_ok());
+        if (q["subscriptions"] || q["include_defaults"]) {
+            std::vector<StreamSubscription> subscriptions;
+            for (const auto& s : q["subscriptions"]) {
+                StreamSubscription sub;
+                sub.stream = s["stream"].Scalar();
+                if (s["parameters"]) {
+                    sub.parameters = s["parameters"].IsScalar() ? s["parameters"].Scalar() : json_of(s["parameters"]);
+                }
+                if (s["override_priority"]) {
+                    sub.override_priority = s["override_priority"].as<int>();
+                }
+                subscriptions.push_back(std::move(sub));
+            }
+            request->set_streams(!q["include_defaults"] || q["include_defaults"].as<bool>(), std::move(subscriptions));
+        }
         ResolveOptions limits;
         if (q["max_buckets"]) {
             limits.max_buckets = q["max_buckets"].as<std::size_t>();
+        }
+        if (q["max_parameter_results"]) {
+            limits.max_parameter_results = q["max_parameter_results"].as<std::size_t>();
         }
         auto res = rules.resolve_buckets(request.value(), lookups, limits);
         INFO("request " << json_of(q["claims"]) << " " << json_of(q["parameters"]));
@@ -276,8 +306,33 @@ void run_case(const YAML::Node& c, const std::string& where) {
         REQUIRE(res.is_ok());
         std::vector<std::string> got;
         const bool with_priority = q["priorities"] && q["priorities"].as<bool>();
+        const bool with_sources = q["sources"] && q["sources"].as<bool>();
         for (const auto& b : res->buckets) {
-            got.push_back(with_priority ? b.id + " @" + std::to_string(b.priority) : b.id);
+            std::string line = with_priority ? b.id + " @" + std::to_string(b.priority) : b.id;
+            if (with_sources) {
+                line += " <-";
+                for (std::size_t i = 0; i < b.sources.size(); ++i) {
+                    line += i == 0 ? " " : ",";
+                    line += b.sources[i].kind == BucketSource::Kind::kDefault ? "default:" : "sub:";
+                    line += std::to_string(b.sources[i].index);
+                }
+            }
+            got.push_back(line);
+        }
+        if (q["stream_status"]) {
+            std::vector<std::string> status;
+            for (const auto& s : res->streams) {
+                std::string line = s.name + (s.is_default ? " (default)" : "");
+                for (const auto& e : s.errors) {
+                    line += " | " + (e.subscription ? "sub " + std::to_string(*e.subscription) : std::string("default")) +
+                            ": " + e.message;
+                }
+                status.push_back(line);
+            }
+            CHECK(status == strings(q["stream_status"]));
+        }
+        if (q["lookup_rounds"]) {
+            CHECK(res->lookup_rounds == q["lookup_rounds"].as<int>());
         }
         std::vector<std::string> errors;
         for (const auto& e : res->errors) {

@@ -1,5 +1,8 @@
 // The compiled form of a rule set: bucket definitions, their parameter and data queries split into
-// OR-free match terms, indexed by source table. Built by compiler.cpp, read by evaluator.cpp. Internal.
+// OR-free match terms, indexed by source table; Sync Streams compile into the same bucket
+// definitions and data queries (one definition per stream variant) plus stream subqueries, the
+// lookups their IN (SELECT ...) conditions read. Built by compiler.cpp and stream_compiler.cpp, read
+// by evaluator.cpp and stream_resolver.cpp. Internal.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +47,7 @@ struct DataQuery {
     bool star_only = false;  // SELECT * alone: the row is the output
     std::vector<DataTerm> terms;
     bool simple = false;  // one term, only = bindings, each parameter once: the fast path
+    std::string label;    // streams: "query" or "queries[i]" in errors ("" gives "data[<index>]")
 };
 
 enum class KeyKind : std::uint8_t {
@@ -95,11 +99,93 @@ struct Definition {
     std::vector<ParameterQuery> parameter_queries;
     std::vector<int> data_queries;  // indexes into Compiled::data
     bool has_parameters_key = false;
+    int stream = -1;  // a Sync Streams variant: index into Compiled::streams (resolved by its resolvers)
+};
+
+// ---- Sync Streams
+
+// The values a row expression is matched against, known when a request is resolved.
+enum class SetKind : std::uint8_t {
+    kScalar,    // one request value (NULL: none)
+    kArray,     // the elements of a request value holding a JSON array
+    kSubquery,  // the values of a stream subquery
+};
+
+struct ValueSet {
+    SetKind kind = SetKind::kScalar;
+    CExpr expr;         // kScalar, kArray
+    int subquery = -1;  // kSubquery: index into Compiled::subqueries
+};
+
+// One key column of a subquery's lookup: `<row> = <set>`, `<row> IN <set>` or `<set> IN <row array>`.
+struct StreamKey {
+    CExpr row;               // the subquery table's side
+    bool row_array = false;  // the row side is a JSON array: one entry per element
+    ValueSet values;         // the request side
+};
+
+// `<request value> IN <set>`: a condition on the request alone, checked when resolving.
+struct Membership {
+    CExpr needle;
+    ValueSet set;
+};
+
+// One OR alternative of a subquery's WHERE.
+struct SubqueryTerm {
+    std::vector<CExpr> row_filters;      // replication time (kTable)
+    std::vector<CExpr> request_filters;  // resolve time (kJsonEach: per element)
+    std::vector<Membership> memberships;
+    std::vector<StreamKey> keys;  // kTable
+    std::string key_prefix;       // kTable: "<subquery id>/<term>"
+};
+
+enum class SubqueryKind : std::uint8_t {
+    kTable,     // SELECT <column expr> FROM <table> WHERE ...: a lookup maintained at replication time
+    kJsonEach,  // SELECT value FROM json_each(<request value>) [WHERE ...]: computed when resolving
+    kRequest,   // SELECT <request expr> [WHERE ...]: computed when resolving
+};
+
+// A subquery of a stream (`IN (SELECT ...)`, a `with:` query, or an INNER JOIN turned into one):
+// the set of values it selects for a request. Identical subqueries are compiled once.
+struct StreamSubquery {
+    std::string id;  // stable: "<with name>", "<stream>.with.<name>" or "<stream>.<n>"; prefixes lookup keys
+    SubqueryKind kind = SubqueryKind::kTable;
+    TableName table;    // kTable
+    CExpr each_source;  // kJsonEach
+    CExpr output;       // the selected value (row side for kTable)
+    std::vector<SubqueryTerm> terms;
+    int level = 0;                  // lookup round that knows its values: 0 request-only, 1 + nested levels
+    bool per_subscription = false;  // reads subscription.* (itself or through nested subqueries)
+    unsigned uses = 0;              // request values it reads (expr_compiler.h Uses: auth, client, subscription)
+    bool used = false;              // read by some stream (unused with: queries are checked, not indexed)
+};
+
+// One way a request reaches a stream variant's buckets (an OR alternative of its query).
+struct StreamResolver {
+    std::vector<CExpr> request_filters;
+    std::vector<Membership> memberships;
+    std::vector<std::vector<ValueSet>> params;  // per bucket parameter: the sets it must be in (intersected)
+    std::string query;                          // "query" or "queries[i]", for errors
+};
+
+// A stream variant: one bucket definition (name "<stream>|<n>") whose data query holds the rows of
+// one OR alternative (or several alternatives with the same row conditions and parameters).
+struct StreamVariant {
+    int definition = 0;
+    std::vector<StreamResolver> resolvers;
+};
+
+struct Stream {
+    std::string name;
+    int priority = 3;
+    bool auto_subscribe = false;
+    std::vector<StreamVariant> variants;
 };
 
 struct TableIndex {
     std::vector<int> data;                          // data query indexes
     std::vector<std::pair<int, int>> parameters;  // (definition, parameter query)
+    std::vector<int> subqueries;                    // stream subqueries (kTable) reading this table
 };
 
 // Hash of a table key "schema.name" (FNV-1a), computed from the parts without joining them.
@@ -122,6 +208,9 @@ struct Compiled {
     std::vector<DataQuery> data;
     std::map<std::string, TableIndex, std::less<>> tables;  // key: schema + '.' + name
     WriteRules write_rules;
+    std::vector<Stream> streams;
+    std::vector<StreamSubquery> subqueries;
+    int max_level = 0;  // deepest subquery level any stream reads
 
     // Per-row dispatch on the table: an open-addressed hash table over `tables` (power-of-two size,
     // at most half full), so evaluating a row neither joins nor re-compares the table key.

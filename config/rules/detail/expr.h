@@ -23,6 +23,11 @@ enum class Op : std::uint8_t {
     kTokenParam,    // token_parameters.<name>
     kUserParam,     // user_parameters.<name>
     kBucketParam,   // bucket.<name>: only valid in data-query matches, never evaluated
+    kClaim,         // streams: auth.parameter('<name>'), a top-level claim of the token
+    kSubParam,      // streams: subscription.parameter('<name>')
+    kSubParams,     // streams: subscription.parameters(), JSON text
+    kCase,          // streams: CASE; args as NodeKind::kCase, has_operand/has_else in case_operand/case_else
+    kList,          // streams: ARRAY[...]/ROW(...) -> JSON array text
     kAnd,
     kOr,
     kNot,
@@ -48,6 +53,8 @@ struct CExpr {
     CastType cast = CastType::kText;
     Fn fn = Fn::kUpper;
     int index = -1;  // kBucketParam: parameter index
+    bool case_operand = false;
+    bool case_else = false;
     Value literal;
     std::string name;
     std::vector<CExpr> args;
@@ -60,6 +67,7 @@ struct EvalContext {
     const Row* old_row = nullptr;
     const Row* new_row = nullptr;
     const Request* request = nullptr;
+    const SubscriptionParameters* subscription = nullptr;  // streams: the subscription being resolved
     const Value* each_key = nullptr;
     const Value* each_value = nullptr;
     std::string error;
@@ -84,5 +92,7 @@ struct FunctionInfo {
 [[nodiscard]] std::string_view function_names();
 [[nodiscard]] Value call_function(const CExpr& call, EvalContext& ctx);
 [[nodiscard]] Value cast_value(const Value& v, CastType type);
+// Structural equality of compiled expressions (same operation on the same inputs).
+[[nodiscard]] bool same_expr(const CExpr& a, const CExpr& b);
 
 }  // namespace sluice::config::rules::detail

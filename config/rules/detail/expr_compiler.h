@@ -20,6 +20,7 @@ enum Uses : unsigned {
     kUsesAuth = 32,     // request.user_id() / request.jwt() / token_parameters (from the verified token)
     kUsesOld = 64,      // old.<col> (write rules)
     kUsesNew = 128,     // new.<col> (write rules)
+    kUsesSubscription = 256,  // streams: subscription.parameter() / subscription.parameters()
 };
 
 struct NameScope {
@@ -35,6 +36,10 @@ struct NameScope {
     bool allow_old = false;  // write rules
     bool allow_new = false;
     std::string write_op;  // "insert", "update", "delete" (messages)
+    // Sync Streams: auth.*, connection.*, subscription.* instead of request.*, token_parameters,
+    // user_parameters and bucket.* (kParameterTable/Each/Request scopes are used for stream queries
+    // and their subqueries).
+    bool streams = false;
 };
 
 // '<text>' of a span, shortened to 60 characters.
@@ -53,6 +58,7 @@ public:
 private:
     CExpr name(const Node& n, unsigned& uses);
     CExpr call(const Node& n, unsigned& uses);
+    CExpr stream_call(const Node& n, unsigned& uses);
     void error(Span span, protocol::ErrorCode code, std::string message);
 
     std::string_view m_sql;
