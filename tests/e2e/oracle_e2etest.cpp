@@ -1,9 +1,11 @@
 // The end-to-end oracle: the real `sluice` binary and a real Postgres, a seeded random workload on
 // the demo schema (inserts, updates, deletes, lists and todos moving between buckets, grants and
 // revokes through list_shares), 24 simulated users (half over WebSocket, half over the HTTP
-// stream), Sluice stopped with SIGTERM and killed with SIGKILL mid-run and started again. At the end
-// every client's rows equal the demo rules' queries run directly against Postgres for its user, and
-// no client ever saw a checksum mismatch.
+// stream) that also upload writes to their todos (WebSocket `upload` messages, resent after a
+// reconnect until answered; POST /upload, retried until answered), Sluice stopped with SIGTERM and
+// killed with SIGKILL mid-run and started again. At the end every client's rows equal the demo
+// rules' queries run directly against Postgres for its user, every upload was answered, and no
+// client ever saw a checksum mismatch.
 //   SLUICE_ORACLE_SEED=n     another workload (the seed is printed on failure)
 //   SLUICE_ORACLE_ROUNDS=n   more rounds (a soak; the default keeps the test well under a minute)
 #include <atomic>
@@ -12,8 +14,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -80,6 +84,35 @@ public:
         return out;
     }
     [[nodiscard]] int connections() const { return m_connections.load(); }
+    [[nodiscard]] bool websocket() const { return m_websocket; }
+
+    // Queues an upload message (WebSocket clients): sent now, and again after every reconnect until
+    // the server answers it, as an SDK's upload queue does; the server applies it once.
+    void upload(const std::string& upload_id, const std::string& batch_json) {
+        std::lock_guard lock(m_mutex);
+        std::string message = R"({"type":"upload","upload_id":)";
+        sluice::protocol::wire::append_json_string(message, upload_id);
+        m_unanswered[upload_id] = message + ",\"batch\":" + batch_json + "}";
+        m_to_send.push_back(upload_id);
+    }
+    [[nodiscard]] std::size_t unanswered_uploads() {
+        std::lock_guard lock(m_mutex);
+        return m_unanswered.size();
+    }
+    // (ids of todos, ids of lists) the client holds now.
+    [[nodiscard]] std::pair<std::vector<std::string>, std::vector<std::string>> known_ids() {
+        std::lock_guard lock(m_mutex);
+        std::pair<std::vector<std::string>, std::vector<std::string>> ids;
+        const auto& tables = m_state.tables();
+        for (const auto& [type, out] : {std::pair{std::string("todos"), &ids.first}, {std::string("lists"), &ids.second}}) {
+            if (auto it = tables.find(type); it != tables.end()) {
+                for (const auto& [id, data] : it->second) {
+                    out->push_back(id);
+                }
+            }
+        }
+        return ids;
+    }
 
 private:
     std::string request() {
@@ -99,6 +132,21 @@ private:
 
     void apply(const std::string& line) {
         std::lock_guard lock(m_mutex);
+        for (const char* reply : {R"({"upload_ack":{"upload_id":")", R"({"upload_error":{"upload_id":")"}) {
+            if (line.starts_with(reply)) {
+                const auto start = std::string_view(reply).size();
+                const auto id = line.substr(start, line.find('"', start) - start);
+                // An error without a write checkpoint was not recorded (e.g. the source was down):
+                // the client sends it again.
+                if (std::string_view(reply).find("error") == std::string_view::npos ||
+                    line.find("\"write_checkpoint\"") != std::string::npos) {
+                    m_unanswered.erase(id);
+                } else {
+                    m_to_send.push_back(id);
+                }
+                return;
+            }
+        }
         if (auto status = m_state.apply_line(line); !status) {
             m_problems += m_user + ": " + status.to_string() + " on " + line.substr(0, 200) + "\n";
         }
@@ -116,6 +164,25 @@ private:
         }
     }
 
+    // Upload messages due now (new ones, and after a reconnect every unanswered one).
+    std::vector<std::string> due_uploads(bool reconnected) {
+        std::lock_guard lock(m_mutex);
+        std::vector<std::string> out;
+        if (reconnected) {
+            m_to_send.clear();
+            for (const auto& [id, message] : m_unanswered) {
+                out.push_back(message);
+            }
+        }
+        for (const auto& id : m_to_send) {
+            if (auto it = m_unanswered.find(id); it != m_unanswered.end()) {
+                out.push_back(it->second);
+            }
+        }
+        m_to_send.clear();
+        return out;
+    }
+
     void run() {
         while (!m_stop) {
             try {
@@ -124,8 +191,16 @@ private:
                     sluice::test::WsClient ws(m_port, m_token);
                     if (ws.status() == 101) {
                         ws.send_text(R"({"type":"sync_request",)" + body.substr(1));
-                        read_until_closed([&] { return ws.next_message(std::chrono::seconds(1)); },
-                                          [&] { return ws.ended(); });
+                        bool reconnected = true;
+                        read_until_closed(
+                            [&] {
+                                for (const auto& message : due_uploads(reconnected)) {
+                                    ws.send_text(message);
+                                }
+                                reconnected = false;
+                                return ws.next_message(std::chrono::seconds(1));
+                            },
+                            [&] { return ws.ended(); });
                     }
                 } else {
                     sluice::test::StreamClient stream(m_port, m_token, body);
@@ -147,9 +222,11 @@ private:
     const bool m_websocket;
     std::atomic<bool> m_stop{false};
     std::atomic<int> m_connections{0};
-    std::mutex m_mutex;  // guards m_state and m_problems
+    std::mutex m_mutex;  // guards m_state, m_problems and the uploads
     ClientState m_state;
     std::string m_problems;
+    std::map<std::string, std::string> m_unanswered;  // upload id -> message
+    std::vector<std::string> m_to_send;               // upload ids to send at the next chance
     std::thread m_thread;
 };
 
@@ -203,6 +280,67 @@ TEST_CASE("oracle: 24 users over WebSocket and HTTP, random workload, SIGTERM an
                                                             i % 2 == 0));
     }
 
+    // Each round some users upload a batch about the todos and lists they hold: a new todo, a todo
+    // ticked or renamed, a todo deleted. WebSocket clients queue it; HTTP users POST it, retrying
+    // (same batch id) until it has a final answer, through restarts.
+    std::mt19937 random(seed);
+    int batches = 0;
+    int posted = 0;
+    int applied = 0;
+    const auto upload_some = [&] {
+        for (auto& c : clients) {
+            if (std::uniform_int_distribution<int>(0, 2)(random) != 0) {
+                continue;
+            }
+            const auto [todos, lists] = c->known_ids();
+            std::string batch = "[";
+            int op = 0;
+            const auto add = [&](const std::string& body) {
+                batch += op == 0 ? "{\"op_id\":" : ",{\"op_id\":";
+                ++op;
+                batch += std::to_string(op) + "," + body + "}";
+            };
+            if (!lists.empty()) {
+                add(R"("op":"PUT","type":"todos","id":"up-)" + c->user() + "-" + std::to_string(batches) +
+                    R"(","data":{"list_id":")" + lists[random() % lists.size()] + R"(","description":"uploaded"})");
+            }
+            if (!todos.empty()) {
+                add(R"("op":"PATCH","type":"todos","id":")" + todos[random() % todos.size()] +
+                    R"(","data":{"completed":true,"description":"edited by )" + c->user() + R"("})");
+            }
+            if (todos.size() > 3 && random() % 3 == 0) {
+                add(R"("op":"DELETE","type":"todos","id":")" + todos[random() % todos.size()] + R"(")");
+            }
+            if (op == 0) {
+                continue;
+            }
+            batch += "]";
+            const auto id = "b" + std::to_string(batches++);
+            if (c->websocket()) {
+                c->upload(id, batch);
+                continue;
+            }
+            const auto body = R"({"client_id":"oracle-)" + c->user() + R"(","batch_id":")" + id + R"(","ops":)" + batch + "}";
+            const auto token = sluice::test::mint_token(key, c->user(), now);
+            sluice::test::HttpResponse res;
+            CHECK(eventually([&] {
+                try {
+                    res = sluice::test::http_request(port, "POST", "/upload",
+                                                     {{"Authorization", "Bearer " + token},
+                                                      {"Content-Type", "application/json"}},
+                                                     body);
+                } catch (const std::exception&) {
+                    return false;  // Sluice is restarting
+                }
+                return res.status == 200;
+            }));
+            // A final answer: applied, or rejected when the workload changed the rows meanwhile (a list
+            // deleted under a new todo: a foreign-key violation, SL6006).
+            ++posted;
+            applied += res.body.find(R"("status":"applied")") != std::string::npos ? 1 : 0;
+        }
+    };
+
     std::string log;  // every run's output, for a failure
     int processes = 1;
     // Before stopping a process, every client has connected to it: each restart cuts live sessions.
@@ -213,6 +351,7 @@ TEST_CASE("oracle: 24 users over WebSocket and HTTP, random workload, SIGTERM an
     };
     for (int round = 0; round < rounds; ++round) {
         workload.run(40);
+        upload_some();
         if (round == 1 || round == 2 || round == rounds - 2) {
             REQUIRE(all_connected());
             ++processes;
@@ -233,6 +372,13 @@ TEST_CASE("oracle: 24 users over WebSocket and HTTP, random workload, SIGTERM an
             REQUIRE(sluice->wait_for_notification("READY=1"));
         }
     }
+
+    // Every upload was answered (WebSocket ones resent through the restarts until they were).
+    CHECK(eventually([&] {
+        return std::all_of(clients.begin(), clients.end(), [](const auto& c) { return c->unanswered_uploads() == 0; });
+    }));
+    CHECK(applied > 0);
+    CHECK(batches > posted);  // some went over WebSocket
 
     // One last transaction touches every user's profile bucket (a checkpoint that changes nothing
     // of a user's buckets is not sent to that user) and adds a marker: once storage has the marker,
