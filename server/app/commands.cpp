@@ -303,6 +303,23 @@ int compact_command(const CommandOptions& options) {
     return 0;
 }
 
+namespace {
+
+// While an orderly shutdown runs, a second SIGTERM or SIGINT ends the process at once (exit code
+// 130): storage and the slot stay consistent, since nothing is confirmed before it is durable.
+void exit_on_second_signal(const sigset_t& signals) {
+    std::thread([signals] {
+        int signal = 0;
+        do {
+            sigwait(&signals, &signal);
+        } while (signal == SIGHUP);
+        kLog.warn("second {}: exiting without finishing the shutdown", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        std::_Exit(130);
+    }).detach();
+}
+
+}  // namespace
+
 int run_command(const CommandOptions& options) {
     // Block the signals we wait for before any thread starts, so every thread inherits the mask.
     sigset_t signals;
@@ -381,8 +398,9 @@ int run_command(const CommandOptions& options) {
             kLog.info("SIGHUP: nothing to reload yet");
             continue;
         }
-        kLog.info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        kLog.info("{}: shutting down (send it again to exit at once)", signal == SIGTERM ? "SIGTERM" : "SIGINT");
         core::service_notify("STOPPING=1");
+        exit_on_second_signal(signals);
         status.set_server(nullptr);
         server.reset();  // closes every client connection
         listener.reset();
