@@ -12,6 +12,11 @@ PACKAGES=(
     clang libclang-rt-14-dev
     chromium fonts-dejavu-core
     python3
+    # tests/sdk: the PowerSync Node SDK test client (node >= 20 and npm; npm ci compiles
+    # better-sqlite3 with node-gyp, which needs python3, make and g++ from above)
+    nodejs
+    # tests/deploy: systemd-analyze verify/security for deploy/sluice.service; objdump, ldd, dpkg -S
+    systemd binutils
 )
 
 missing=()
@@ -20,6 +25,11 @@ for p in "${PACKAGES[@]}"; do
         missing+=("$p")
     fi
 done
+
+# The machine's nodejs (NodeSource's build) ships npm; Debian's own nodejs needs the npm package.
+if ! command -v npm >/dev/null; then
+    missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all ${#PACKAGES[@]} packages present"
