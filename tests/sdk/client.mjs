@@ -8,12 +8,14 @@
 // The driver talks to this process with one JSON command per stdin line; each gets one JSON reply line
 // on stdout ({"ok":true,...} or {"ok":false,"error":"..."}). SDK logs go to stderr.
 //   {"cmd":"connect","endpoint":"http://127.0.0.1:PORT","token":"<jwt>"}   starts syncing over HTTP
+//       (optional "checkpointMode": "legacy" (default) or "requests")
 //   {"cmd":"query","sql":"SELECT ...","params":[...]}                     rows of the local database
 //   {"cmd":"rows","sql":"SELECT ..."}                                    the same as text: values joined by '|', rows by '\n'
 //   {"cmd":"execute","sql":"INSERT ...","params":[...]}                   a local write (queued for upload)
 //   {"cmd":"status"}                                                       the SDK's sync status
 //   {"cmd":"streams"}                                                      the recorded /sync/stream requests
 //   {"cmd":"uploads"}                                                      the recorded /upload batches
+//   {"cmd":"requests"}                                                     how many requests per method and path
 //   {"cmd":"close"}                                                        disconnects, closes, exits
 //
 // Usage: node client.mjs <database file>
@@ -41,6 +43,7 @@ const schema = new Schema({
 let upstream = null;  // {host, port}
 const streams = [];   // one per /sync/stream request: {request, status, ops, lines, ended}
 const uploads = [];   // one per /upload request: {request, status, response}
+const requests = {};  // "METHOD /path" (no query) → count, for every request the SDK made
 
 function countLine(record, line) {
   if (line.length === 0) return;
@@ -61,6 +64,8 @@ function proxyRequest(clientReq, clientRes) {
   clientReq.on('data', (c) => chunks.push(c));
   clientReq.on('end', () => {
     const body = Buffer.concat(chunks);
+    const key = `${clientReq.method} ${clientReq.url.split('?')[0]}`;
+    requests[key] = (requests[key] ?? 0) + 1;
     const isStream = clientReq.url === '/sync/stream';
     const isUpload = clientReq.url === '/upload';
     let record = null;
@@ -175,7 +180,11 @@ const connector = {
       body: JSON.stringify({ client_id: clientId, batch_id: batchId, ops })
     });
     const text = await response.text();
+    // 200 is a final answer (applied, partial or rejected: the server's state wins after the next
+    // checkpoint); anything else is retried by the SDK.
     if (!response.ok) throw new Error(`POST /upload: HTTP ${response.status}: ${text}`);
+    const status = JSON.parse(text)?.data?.status;
+    if (status !== 'applied') process.stderr.write(`[client] upload ${batchId} ${status}: ${text}\n`);
     await batch.complete();
   }
 };
@@ -203,7 +212,10 @@ async function handle(command) {
       await db.connect(connector, {
         connectionMethod: SyncStreamConnectionMethod.HTTP,
         retryDelayMs: 200,
-        crudUploadThrottleMs: 50
+        crudUploadThrottleMs: 50,
+        // 'legacy' (the SDK's default): GET /write-checkpoint2.json after uploads; 'requests': POST
+        // /sync/checkpoint-request with the client's own increasing ids.
+        checkpointMode: command.checkpointMode ?? 'legacy'
       });
       return {};
     }
@@ -224,6 +236,8 @@ async function handle(command) {
       return { streams };
     case 'uploads':
       return { uploads };
+    case 'requests':
+      return { requests };
     case 'close':
       await db.disconnect();
       await db.close();
