@@ -9,6 +9,7 @@
 // on stdout ({"ok":true,...} or {"ok":false,"error":"..."}). SDK logs go to stderr.
 //   {"cmd":"connect","endpoint":"http://127.0.0.1:PORT","token":"<jwt>"}   starts syncing over HTTP
 //       (optional "checkpointMode": "legacy" (default) or "requests")
+//   {"cmd":"token","token":"<jwt>"}                                      the token fetchCredentials returns from now on
 //   {"cmd":"query","sql":"SELECT ...","params":[...]}                     rows of the local database
 //   {"cmd":"rows","sql":"SELECT ..."}                                    the same as text: values joined by '|', rows by '\n'
 //   {"cmd":"execute","sql":"INSERT ...","params":[...]}                   a local write (queued for upload)
@@ -219,6 +220,10 @@ async function handle(command) {
       });
       return {};
     }
+    case 'token':
+      // What fetchCredentials returns from now on (the SDK asks again when its token expires).
+      token = command.token;
+      return {};
     case 'query':
       return { rows: await db.getAll(command.sql, command.params ?? []) };
     case 'rows': {

@@ -86,8 +86,13 @@ struct DemoDeployment {
 
     [[nodiscard]] std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port); }
 
-    [[nodiscard]] std::string token(const std::string& user) const {
-        return sluice::test::mint_token(key, user, static_cast<std::int64_t>(std::time(nullptr)), 3600, "sdk-test");
+    [[nodiscard]] std::string token(const std::string& user, std::int64_t lifetime_seconds = 3600) const {
+        return sluice::test::mint_token(key, user, static_cast<std::int64_t>(std::time(nullptr)), lifetime_seconds,
+                                        "sdk-test");
+    }
+
+    [[nodiscard]] std::string connect_command(const std::string& user, std::int64_t lifetime_seconds = 3600) const {
+        return R"({"cmd":"connect","endpoint":")" + endpoint() + R"(","token":")" + token(user, lifetime_seconds) + "\"}";
     }
 
     [[nodiscard]] std::unique_ptr<sluice::test::ServiceProcess> start() const {
@@ -201,7 +206,7 @@ TEST_CASE("PowerSync Node SDK: initial sync, live inserts, updates, deletes and 
     auto sluice = d.start();
 
     NodeSdkClient alice("alice", (d.dir / "alice.db").string());
-    alice.call(R"({"cmd":"connect","endpoint":")" + d.endpoint() + R"(","token":")" + d.token("alice") + "\"}");
+    alice.call(d.connect_command("alice"));
     require_in_sync(alice, d, "alice", "initial sync");
     const auto initial_ops = ops_from(recorded_streams(alice), 0);
     CHECK(initial_ops >= 300 + 3);
@@ -278,8 +283,8 @@ TEST_CASE("PowerSync Node SDK: two users see only their own buckets, and a share
     auto sluice = d.start();
     NodeSdkClient alice("alice", (d.dir / "alice.db").string());
     NodeSdkClient bob("bob", (d.dir / "bob.db").string());
-    alice.call(R"({"cmd":"connect","endpoint":")" + d.endpoint() + R"(","token":")" + d.token("alice") + "\"}");
-    bob.call(R"({"cmd":"connect","endpoint":")" + d.endpoint() + R"(","token":")" + d.token("bob") + "\"}");
+    alice.call(d.connect_command("alice"));
+    bob.call(d.connect_command("bob"));
     require_in_sync(alice, d, "alice", "alice initial");
     require_in_sync(bob, d, "bob", "bob initial");
     CHECK(alice.rows("SELECT id FROM lists") == "groceries");
@@ -293,4 +298,66 @@ TEST_CASE("PowerSync Node SDK: two users see only their own buckets, and a share
     CHECK(alice.rows("SELECT id FROM todos WHERE id = 't3'").empty());
     alice.close();
     bob.close();
+}
+
+TEST_CASE("PowerSync Node SDK: a token expiring mid-stream is replaced through fetchCredentials and syncing goes on") {
+    DemoDeployment d("sdk_token");
+    auto sluice = d.start();
+    NodeSdkClient alice("alice", (d.dir / "alice.db").string());
+    alice.call(d.connect_command("alice", 8));  // sluice ends the stream when this token expires
+    require_in_sync(alice, d, "alice", "initial sync with a short-lived token");
+    alice.call(R"({"cmd":"token","token":")" + d.token("alice") + "\"}");
+
+    // The SDK reconnects with the fresh token once the first one has expired.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    std::vector<StreamRecord> streams;
+    auto accepted = [&] {
+        return std::count_if(streams.begin(), streams.end(), [](const StreamRecord& s) { return s.status == 200; });
+    };
+    while (std::chrono::steady_clock::now() < deadline) {
+        streams = recorded_streams(alice);
+        if (accepted() >= 2) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling a condition, with a deadline
+    }
+    INFO("SDK log:\n" << alice.log());
+    REQUIRE(accepted() >= 2);
+    d.sql("INSERT INTO todos (id, list_id, description) VALUES ('t10', 'groceries', 'after the new token')");
+    require_in_sync(alice, d, "alice", "live with the new token");
+    alice.close();
+}
+
+TEST_CASE("PowerSync Node SDK: compacted buckets (MOVE ops) download with valid checksums, and live clients keep syncing") {
+    DemoDeployment d("sdk_compact");
+    auto sluice = d.start();
+    NodeSdkClient alice("alice", (d.dir / "alice.db").string());
+    alice.call(d.connect_command("alice"));
+    require_in_sync(alice, d, "alice", "initial sync");
+    for (int i = 0; i < 20; ++i) {
+        d.sql("UPDATE todos SET description = 'Milk, take " + std::to_string(i) + "' WHERE id = 't1'");
+    }
+    d.sql("DELETE FROM todos WHERE id = 't2'");
+    require_in_sync(alice, d, "alice", "after 20 updates of one row");
+
+    const auto compact = sluice::test::run_command({sluice::test::sluice_binary(), "compact", "-c", d.config});
+    INFO(compact.output);
+    REQUIRE(compact.exit_code == 0);
+    CHECK(compact.output.find(" 0 op(s) superseded") == std::string::npos);
+
+    // A new client downloads the compacted buckets (MOVEs in place of superseded PUTs) and applies them:
+    // the SDK applies a checkpoint only when its checksums add up.
+    NodeSdkClient fresh("alice-2", (d.dir / "alice2.db").string());
+    fresh.call(d.connect_command("alice"));
+    require_in_sync(fresh, d, "alice", "a new client after compaction");
+    // The client that was connected throughout keeps going.
+    d.sql("UPDATE todos SET description = 'Milk, final' WHERE id = 't1'");
+    require_in_sync(alice, d, "alice", "the live client after compaction");
+    require_in_sync(fresh, d, "alice", "the new client, live");
+    const auto fresh_ops = ops_from(recorded_streams(fresh), 0);
+    const auto alice_ops = ops_from(recorded_streams(alice), 0);
+    WARN("after compaction a new client downloaded " << fresh_ops << " ops; the client connected throughout got "
+                                                      << alice_ops);
+    alice.close();
+    fresh.close();
 }
