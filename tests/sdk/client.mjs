@@ -200,7 +200,8 @@ function statusJson() {
     uploading: s.dataFlowStatus?.uploading ?? false,
     lastSyncedAt: s.lastSyncedAt ? s.lastSyncedAt.toISOString() : null,
     downloadError: s.dataFlowStatus?.downloadError ? String(s.dataFlowStatus.downloadError) : null,
-    uploadError: s.dataFlowStatus?.uploadError ? String(s.dataFlowStatus.uploadError) : null
+    uploadError: s.dataFlowStatus?.uploadError ? String(s.dataFlowStatus.uploadError) : null,
+    priorities: (s.priorityStatusEntries ?? []).map((e) => ({ priority: e.priority, hasSynced: e.hasSynced ?? false }))
   };
 }
 
