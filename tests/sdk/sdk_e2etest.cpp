@@ -3,10 +3,6 @@
 // updates, deletes and grants arriving live, and resuming after sluice restarts (SIGTERM) without
 // downloading again what the client already holds. Every expectation is the rules' result computed on
 // the source database, compared with the SDK's local SQLite; every wait polls with a deadline.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -34,24 +30,6 @@ std::string read_file(const fs::path& path) {
     return text.str();
 }
 
-// A port that was free a moment ago (the kernel's pick); sluice binds it, and binds it again after a
-// restart, so the SDK's endpoint stays the same.
-std::uint16_t free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    socklen_t length = sizeof address;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        ::close(fd);
-        throw std::runtime_error("cannot find a free port");
-    }
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
 // The demo (deploy/demo: schema, rules) in databases of its own, and a sluice serving it on a fixed port.
 struct DemoDeployment {
     std::string name;
@@ -77,7 +55,7 @@ struct DemoDeployment {
         } else {
             std::ofstream(dir / "sync-rules.yaml") << rules;
         }
-        port = free_port();
+        port = sluice::test::free_port();  // bound again after a restart, so the SDK's endpoint stays the same
         config = (dir / "sluice.yaml").string();
         std::ofstream(config) << "source:\n  uri: \"" << source << "\"\n  slot: " << name << "_slot\n  publication: "
                               << name << "_pub\n"
@@ -314,20 +292,16 @@ TEST_CASE("PowerSync Node SDK: a token expiring mid-stream is replaced through f
     alice.call(R"({"cmd":"token","token":")" + d.token("alice") + "\"}");
 
     // The SDK reconnects with the fresh token once the first one has expired.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     std::vector<StreamRecord> streams;
     auto accepted = [&] {
         return std::count_if(streams.begin(), streams.end(), [](const StreamRecord& s) { return s.status == 200; });
     };
-    while (std::chrono::steady_clock::now() < deadline) {
+    const bool reconnected = sluice::test::eventually([&] {
         streams = recorded_streams(alice);
-        if (accepted() >= 2) {
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling a condition, with a deadline
-    }
+        return accepted() >= 2;
+    }, 120);
     INFO("SDK log:\n" << alice.log());
-    REQUIRE(accepted() >= 2);
+    REQUIRE(reconnected);
     d.sql("INSERT INTO todos (id, list_id, description) VALUES ('t10', 'groceries', 'after the new token')");
     require_in_sync(alice, d, "alice", "live with the new token");
     alice.close();
