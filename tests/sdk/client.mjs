@@ -1,5 +1,6 @@
 // Test client for tests/sdk/sdk_e2etest.cpp: the official PowerSync Node SDK (@powersync/node) with a
-// local SQLite file, syncing the demo schema from a sluice server over POST /sync/stream.
+// local SQLite file, syncing the demo schema from a sluice server over POST /sync/stream and uploading
+// its local writes to POST /upload.
 //
 // Between the SDK and sluice sits a small recording HTTP proxy (in this process), so the test can see
 // what went over the wire without depending on SDK internals: every /sync/stream request body (the

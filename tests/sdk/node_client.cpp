@@ -14,10 +14,11 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include <simdjson.h>
+
+#include "tests/support/process.h"
 
 extern char** environ;
 
@@ -25,6 +26,8 @@ namespace sluice::test {
 
 NodeSdkClient::NodeSdkClient(std::string name, const std::string& database_path)
     : m_name(std::move(name)), m_log_path(database_path + ".log") {
+    // A child that died must fail the test with its log, not kill the test with SIGPIPE on the next write.
+    signal(SIGPIPE, SIG_IGN);
     int in_pipe[2];
     int out_pipe[2];
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -129,8 +132,14 @@ std::string NodeSdkClient::rows(const std::string& sql) {
     return std::string(text);
 }
 
-void NodeSdkClient::pause_briefly() {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling interval of a condition with a deadline
+bool NodeSdkClient::wait_for_rows(const std::string& sql, const std::function<std::string()>& expected,
+                                  std::string& last, int seconds) {
+    return eventually(
+        [&] {
+            last = rows(sql);
+            return last == expected();
+        },
+        seconds);
 }
 
 std::string NodeSdkClient::log() const {

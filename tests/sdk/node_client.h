@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 namespace sluice::test {
@@ -25,11 +26,10 @@ public:
     // The local rows of `sql`, each row's values joined by '|' (NULL as "NULL"), rows joined by '\n'.
     std::string rows(const std::string& sql);
 
-    // Polls rows(sql) until it equals expected() (re-evaluated each time) or the deadline passes; returns
+    // Polls rows(sql) until it equals expected() (evaluated again each time) or `seconds` pass; returns
     // whether it did. `last` receives the last client view seen.
-    template <typename Expected>
-    bool wait_for_rows(const std::string& sql, Expected expected, std::string& last,
-                       std::chrono::seconds deadline = std::chrono::seconds(120));
+    bool wait_for_rows(const std::string& sql, const std::function<std::string()>& expected, std::string& last,
+                       int seconds = 120);
 
     // Everything the child wrote to stderr so far (SDK logs and errors).
     [[nodiscard]] std::string log() const;
@@ -38,7 +38,6 @@ public:
 
 private:
     std::string read_line(std::chrono::steady_clock::time_point deadline);
-    void pause_briefly();
 
     std::string m_name;
     std::string m_log_path;
@@ -47,19 +46,5 @@ private:
     int m_stdout = -1;
     std::string m_buffer;
 };
-
-template <typename Expected>
-bool NodeSdkClient::wait_for_rows(const std::string& sql, Expected expected, std::string& last,
-                                  std::chrono::seconds deadline) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-        last = rows(sql);
-        if (last == expected()) {
-            return true;
-        }
-        pause_briefly();
-    }
-    return false;
-}
 
 }  // namespace sluice::test
