@@ -43,7 +43,7 @@ struct DemoDeployment {
     // `rules`: the sync rules to serve; empty: deploy/demo/sync-rules.yaml.
     explicit DemoDeployment(std::string case_name, const std::string& rules = {}) : name(std::move(case_name)) {
         source = sluice::test::fresh_database(name + "_source");
-        storage_db = "t_" + name + "_storage";
+        storage_db = "t_" + name + "_storage";  // as fresh_database names it, so drop_fresh_database finds it
         sluice::test::exec_sql(sluice::test::pg_uri(), "DROP DATABASE IF EXISTS " + storage_db + " WITH (FORCE)");
         const fs::path demo = fs::path(SLUICE_SOURCE_DIR) / "deploy" / "demo";
         sluice::test::exec_sql(source, read_file(demo / "schema.sql"));
@@ -65,7 +65,16 @@ struct DemoDeployment {
                               << key.secret() << "}\n"
                               << "logging:\n  level: info\n";
     }
-    ~DemoDeployment() { fs::remove_all(dir); }
+    // Run after the sluice serving it has stopped (declare the deployment first, the process after it).
+    ~DemoDeployment() {
+        fs::remove_all(dir);
+        try {
+            sluice::test::drop_fresh_database(name + "_source");  // with its replication slot
+            sluice::test::drop_fresh_database(name + "_storage");
+        } catch (const std::exception& e) {
+            WARN("could not drop the test databases of " << name << ": " << e.what());
+        }
+    }
 
     [[nodiscard]] std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port); }
 

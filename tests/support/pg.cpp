@@ -1,8 +1,11 @@
 // Test support for Postgres-backed tests (see pg.h).
 #include "tests/support/pg.h"
 
+#include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 #include <libpq-fe.h>
 
@@ -38,23 +41,55 @@ std::string with_database(const std::string& uri, const std::string& database) {
     return out + "dbname='" + database + "'";
 }
 
-std::string fresh_database(const std::string& prefix) {
+namespace {
+
+std::string database_name(const std::string& prefix) {
     std::string name = "t_" + prefix;
     for (auto& c : name) {
         if (!std::isalnum(static_cast<unsigned char>(c))) {
             c = '_';
         }
     }
-    pqxx::connection admin(pg_uri());
-    pqxx::nontransaction tx(admin);
-    // Logical slots of the old database would block dropping it.
+    return name;
+}
+
+// Drops the database and its logical slots (which would block dropping it); the walsender of a slot
+// still in use is terminated first.
+void drop_with_slots(pqxx::nontransaction& tx, const std::string& name) {
     tx.exec_params(
         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL",
         name);
     tx.exec_params("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", name);
     tx.exec0("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+}
+
+}  // namespace
+
+std::string fresh_database(const std::string& prefix) {
+    const auto name = database_name(prefix);
+    pqxx::connection admin(pg_uri());
+    pqxx::nontransaction tx(admin);
+    drop_with_slots(tx, name);
     tx.exec0("CREATE DATABASE " + tx.quote_name(name));
     return with_database(pg_uri(), name);
+}
+
+void drop_fresh_database(const std::string& prefix) {
+    const auto name = database_name(prefix);
+    // A terminated walsender releases its slot as it exits, a moment later: try again until it has.
+    for (int attempt = 0;; ++attempt) {
+        try {
+            pqxx::connection admin(pg_uri());
+            pqxx::nontransaction tx(admin);
+            drop_with_slots(tx, name);
+            return;
+        } catch (const pqxx::sql_error&) {
+            if (attempt == 100) {
+                throw;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));  // bounded retries of a condition
+        }
+    }
 }
 
 void exec_sql(const std::string& uri, const std::string& sql) {

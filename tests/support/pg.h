@@ -17,6 +17,11 @@ namespace sluice::test {
 // same name; returns its URI. Use a prefix unique to the test case.
 [[nodiscard]] std::string fresh_database(const std::string& prefix);
 
+// Drops what fresh_database(prefix) created, with its replication slots (each cluster has a limited
+// number: a test that makes a slot should drop it when it ends). Call it after the sluice using the
+// database has stopped; a walsender still running is terminated.
+void drop_fresh_database(const std::string& prefix);
+
 // Runs SQL on the given database as the superuser (for fixtures).
 void exec_sql(const std::string& uri, const std::string& sql);
 
