@@ -3,8 +3,10 @@
 // `systemd-analyze verify` and `systemd-analyze security`; the container config through `sluice check`
 // with the environment the compose file gives it; the compose file parsed as YAML and its references
 // followed; the Dockerfile's stages, user, health check and entry point, its COPY sources, and its
-// runtime packages against the shared libraries the built binary really needs (ldd + dpkg -S).
+// runtime packages against the shared libraries the built binary really needs (ldd + dpkg -S), and its
+// HEALTHCHECK command run against a live sluice.
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -14,6 +16,7 @@
 #include <catch2/catch.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "tests/support/pg.h"
 #include "tests/support/process.h"
 
 namespace fs = std::filesystem;
@@ -290,4 +293,50 @@ TEST_CASE("deploy/Dockerfile: two Debian 12 stages, non-root runtime with a live
         ++libraries;
     }
     CHECK(libraries >= 5);  // libpq, libpqxx, simdjson, fmt, yaml-cpp, OpenSSL at least
+}
+
+TEST_CASE("deploy/Dockerfile's HEALTHCHECK command passes against a running sluice and fails once it stops") {
+    // The command exactly as the Dockerfile writes it (exec form: a JSON array, which YAML reads too).
+    std::string healthcheck;
+    for (const auto& line : logical_lines(read_file(kDeploy / "Dockerfile"))) {
+        if (line.starts_with("HEALTHCHECK")) {
+            healthcheck = line;
+        }
+    }
+    const auto cmd = healthcheck.find(" CMD [");
+    REQUIRE(cmd != std::string::npos);
+    std::vector<std::string> argv;
+    for (const auto& word : YAML::Load(healthcheck.substr(cmd + 5))) {
+        argv.push_back(word.as<std::string>());
+    }
+    REQUIRE(argv.size() >= 2);
+    REQUIRE(argv[0] == "bash");
+    argv[0] = "/bin/bash";
+
+    const std::string source = sluice::test::fresh_database("deploy_health_source");
+    ScratchDir dir("health");
+    std::ofstream(dir.path / "sync-rules.yaml") << read_file(kDeploy / "demo" / "sync-rules.yaml");
+    sluice::test::exec_sql(source, read_file(kDeploy / "demo" / "schema.sql"));
+    const auto port = sluice::test::free_port();
+    std::ofstream(dir.path / "sluice.yaml") << "source:\n  uri: \"" << source << "\"\n  slot: deploy_health_slot\n"
+                                            << "storage:\n  database: t_deploy_health_storage\n  create_database: true\n"
+                                            << "server:\n  listen_address: 127.0.0.1\n  port: " << port << "\n"
+                                            << "auth:\n  audience: [t]\n  keys:\n    - {kid: k, alg: HS256, secret: s}\n";
+    const std::vector<std::string> env = {"SLUICE_PORT=" + std::to_string(port)};
+    {
+        sluice::test::ServiceProcess sluice(
+            {sluice::test::sluice_binary(), "run", "-c", (dir.path / "sluice.yaml").string()});
+        const bool ready = sluice.wait_for_notification("READY=1");
+        INFO(sluice.output());
+        REQUIRE(ready);
+        const auto healthy = run_command(argv, env);
+        INFO(healthy.output);
+        CHECK(healthy.exit_code == 0);
+        sluice.send_signal(SIGTERM);
+        CHECK(sluice.wait_exit() == 0);
+    }
+    const auto stopped = run_command(argv, env);
+    CHECK(stopped.exit_code != 0);
+    sluice::test::drop_fresh_database("deploy_health_source");
+    sluice::test::drop_fresh_database("deploy_health_storage");
 }
