@@ -1,8 +1,10 @@
 // The official PowerSync Node SDK (@powersync/node, tests/sdk/package.json) syncing the demo schema
 // (deploy/demo) from the real `sluice` binary over POST /sync/stream: the initial download, inserts,
 // updates, deletes and grants arriving live, and resuming after sluice restarts (SIGTERM) without
-// downloading again what the client already holds. Every expectation is the rules' result computed on
-// the source database, compared with the SDK's local SQLite; every wait polls with a deadline.
+// downloading again what the client already holds; token expiry and refresh, compacted buckets, bucket
+// priorities, and local writes uploaded through POST /upload coming back to the writer and to another
+// user. Every expectation is the rules' result computed on the source database, compared with the SDK's
+// local SQLite; every wait polls with a deadline.
 
 #include <csignal>
 #include <filesystem>
@@ -375,4 +377,79 @@ TEST_CASE("PowerSync Node SDK: with bucket priorities, partial_checkpoint_comple
     INFO(streams);
     CHECK(streams.find(R"("partial_checkpoint_complete":)") != std::string::npos);
     alice.close();
+}
+
+TEST_CASE("PowerSync Node SDK: local writes go up through POST /upload and come back to the writer and to a user sharing the list") {
+    // Both ways the SDK learns that its write is back: GET /write-checkpoint2.json (its default) and
+    // POST /sync/checkpoint-request.
+    const std::string mode = GENERATE(as<std::string>{}, "legacy", "requests");
+    INFO("checkpointMode " << mode);
+    DemoDeployment d("sdk_upload_" + mode);
+    // The server stamps every description it stores, so the server's version of a row differs from the
+    // writer's optimistic local one: seeing the stamp locally means the write came back through sync.
+    d.sql("CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+          "IF NEW.description NOT LIKE '% [saved]' THEN NEW.description := NEW.description || ' [saved]'; END IF; "
+          "RETURN NEW; END $$; "
+          "CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON todos FOR EACH ROW EXECUTE FUNCTION stamp()");
+    d.sql("INSERT INTO list_shares VALUES ('groceries', 'bob')");
+    auto sluice = d.start();
+    NodeSdkClient alice("alice", (d.dir / "alice.db").string());
+    NodeSdkClient bob("bob", (d.dir / "bob.db").string());
+    for (const auto& [client, user] : {std::pair{&alice, "alice"}, {&bob, "bob"}}) {
+        auto command = d.connect_command(user);
+        command.insert(command.size() - 1, R"(,"checkpointMode":")" + mode + "\"");
+        client->call(command);
+    }
+    require_in_sync(alice, d, "alice", "alice initial");
+    require_in_sync(bob, d, "bob", "bob initial");
+
+    // An update, an insert and a delete in one local transaction each, as an app writes them.
+    alice.call(R"js({"cmd":"execute","sql":"UPDATE todos SET description = 'Whole milk', completed = 1 WHERE id = 't1'"})js");
+    alice.call(R"js({"cmd":"execute","sql":"INSERT INTO todos (id, list_id, description, completed, created_at) VALUES ('up1', 'groceries', 'Butter', 0, '2026-01-02 03:04:05+00')"})js");
+    alice.call(R"js({"cmd":"execute","sql":"DELETE FROM todos WHERE id = 't2'"})js");
+    // The writer sees its own writes at once (local, not yet confirmed).
+    CHECK(alice.rows("SELECT description, completed FROM todos WHERE id = 't1'") == "Whole milk|1");
+
+    // They reach Postgres ...
+    const std::string applied = "SELECT string_agg(id || '|' || description || '|' || completed::int, ',' ORDER BY id) "
+                                "FROM todos WHERE id IN ('t1', 't2', 'up1')";
+    const std::string want = "t1|Whole milk [saved]|1,up1|Butter [saved]|0";
+    std::string source_rows;
+    const bool reached = sluice::test::eventually([&] {
+        pqxx::connection c(d.source);
+        source_rows = pqxx::nontransaction(c).exec1(applied)[0].c_str();
+        return source_rows == want;
+    }, 120);
+    INFO("uploads: " << alice.call(R"({"cmd":"uploads"})") << "\nalice's log:\n" << alice.log());
+    REQUIRE(reached);
+    // ... and come back: the writer's local rows become the server's (stamped) ones, and so do the other user's.
+    require_in_sync(alice, d, "alice", "the writer after its upload");
+    require_in_sync(bob, d, "bob", "the other user after alice's upload");
+    CHECK(alice.rows("SELECT count(*) FROM ps_crud") == "0");
+
+    // Every batch was answered 200 and applied in full.
+    const auto uploads = alice.call(R"({"cmd":"uploads"})");
+    simdjson::dom::parser parser;
+    int batches = 0;
+    for (auto upload : parser.parse(uploads)["uploads"].get_array()) {
+        INFO(uploads);
+        CHECK(upload["status"].get_int64().value() == 200);
+        std::string_view status;
+        CHECK(upload["response"]["data"]["status"].get(status) == simdjson::SUCCESS);
+        CHECK(status == "applied");
+        ++batches;
+    }
+    CHECK(batches >= 1);
+    // The writer asked for its write checkpoint the way its mode says.
+    const auto requests = alice.call(R"({"cmd":"requests"})");
+    INFO(requests);
+    if (mode == "legacy") {
+        CHECK(requests.find("\"GET /write-checkpoint2.json\":") != std::string::npos);
+    } else {
+        CHECK(requests.find("\"POST /sync/checkpoint-request\":") != std::string::npos);
+    }
+    alice.close();
+    bob.close();
+    sluice->send_signal(SIGTERM);
+    CHECK(sluice->wait_exit() == 0);
 }
