@@ -194,6 +194,11 @@ TEST_CASE("rules changed (SIGHUP): SIGKILL during the new version's build and af
     Deployment d("crash_rules");
     sluice::test::DemoWorkload workload(d.source, 14);
     workload.run(300);
+    // Enough rows that the new version's snapshot takes many chunks: it is killed in the middle.
+    sluice::test::exec_sql(d.source,
+                           "INSERT INTO lists VALUES ('big', 'u1', 'big list') ON CONFLICT DO NOTHING; "
+                           "INSERT INTO todos (id, list_id, description) "
+                           "SELECT 'bulk' || g, 'big', 'item ' || g FROM generate_series(1, 3000) g");
     auto sluice = d.start();
     workload.insert_user("m1");
     REQUIRE(sluice::test::wait_for_marker(d.storage, "m1"));
@@ -216,6 +221,11 @@ TEST_CASE("rules changed (SIGHUP): SIGKILL during the new version's build and af
     std::thread writer([&] { workload.run(100); });
     sluice->send_signal(SIGKILL);
     CHECK(sluice->wait_exit() == 128 + SIGKILL);
+    {
+        pqxx::connection c(d.storage);
+        pqxx::nontransaction tx(c);
+        CHECK(tx.exec1("SELECT state = 'building' FROM sluice.rules_versions WHERE id = 2")[0].as<bool>());
+    }
     sluice = d.start();  // resumes the build: the file holds the new rules
     REQUIRE(d.wait_until("SELECT state = 'active' FROM sluice.rules_versions WHERE id = 2"));
     sluice->send_signal(SIGKILL);  // well within the cleanup grace period

@@ -37,9 +37,9 @@ Snapshot read(const std::string& uri, std::int64_t version) {
     pqxx::read_transaction tx(c);
     Snapshot s;
     const std::string prefix = std::to_string(version) + "#";
-    const auto up_to = tx.exec_params1("SELECT COALESCE(max(op_id), 0) FROM sluice.checkpoints WHERE rules_version = $1",
-                                       version)[0]
-                           .as<std::int64_t>();
+    const auto up_to =
+        tx.exec_params1("SELECT COALESCE(max(op_id), 0) FROM sluice.checkpoints WHERE rules_version = $1", version)[0]
+            .as<std::int64_t>();
     std::map<std::string, std::map<std::string, std::optional<std::string>>> reduced;
     for (const auto& r : tx.exec_params(
              "SELECT bucket, op, COALESCE(object_type, '') || '/' || COALESCE(object_id, '') || '/' || "
@@ -64,7 +64,8 @@ Snapshot read(const std::string& uri, std::int64_t version) {
         }
     }
     for (const auto& r : tx.exec_params(
-             "SELECT source_table || '/' || row_key, data, placements FROM sluice.current_rows WHERE rules_version = $1",
+             "SELECT source_table || '/' || row_key, data, placements FROM sluice.current_rows "
+             "WHERE rules_version = $1",
              version)) {
         s.rows[r[0].as<std::string>()] = r[1].as<std::string>() + " in " + strip(r[2].as<std::string>(), prefix);
     }

@@ -179,7 +179,8 @@ TEST_CASE("a rules version switch while writes continue: clients move to the new
     sluice::test::exec_sql(source, "INSERT INTO lists VALUES ('big1', 'u1', 'big one'), ('big2', 'u2', 'big two'); "
                                    "INSERT INTO list_shares VALUES ('big2', 'u1'); "
                                    "INSERT INTO todos (id, list_id, description) "
-                                   "SELECT 'bulk' || g, 'big' || (1 + g % 2), 'item ' || g FROM generate_series(1, 600) g");
+                                   "SELECT 'bulk' || g, 'big' || (1 + g % 2), 'item ' || g "
+                                   "FROM generate_series(1, 600) g");
 
     auto started = RulesVersions::start(versions_config(source, storage, name), demo_rules_text(), "demo.yaml");
     INFO(started.status().to_string());
@@ -248,7 +249,8 @@ TEST_CASE("a rules version switch while writes continue: clients move to the new
     CHECK(sluice::test::compare_every_user(*split.rules, storage, source) == "");
     const auto fresh = migrated(name + "_fresh");
     {
-        auto fresh_versions = RulesVersions::start(versions_config(source, fresh, name + "_fresh"), kSplitRules, "split.yaml");
+        auto fresh_versions =
+            RulesVersions::start(versions_config(source, fresh, name + "_fresh"), kSplitRules, "split.yaml");
         REQUIRE(fresh_versions);
         REQUIRE(sluice::test::wait_for_marker(fresh, "marker", 120, "1#own_profile"));
     }
@@ -261,7 +263,8 @@ TEST_CASE("a rules version switch while writes continue: clients move to the new
         client.pump();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a condition, with a deadline
     }
-    CHECK(query_true(storage, "SELECT state = 'retired' AND cleaned_at IS NOT NULL FROM sluice.rules_versions WHERE id = 1"));
+    CHECK(query_true(storage,
+                     "SELECT state = 'retired' AND cleaned_at IS NOT NULL FROM sluice.rules_versions WHERE id = 1"));
     CHECK(query_true(storage, "SELECT state = 'active' FROM sluice.rules_versions WHERE id = 2"));
     CHECK(query_true(storage, "SELECT NOT EXISTS (SELECT FROM sluice.ops WHERE bucket LIKE '1#%') AND "
                               "NOT EXISTS (SELECT FROM sluice.buckets WHERE bucket LIKE '1#%') AND "
@@ -269,7 +272,8 @@ TEST_CASE("a rules version switch while writes continue: clients move to the new
                               "NOT EXISTS (SELECT FROM sluice.parameter_lookups WHERE rules_version = 1) AND "
                               "NOT EXISTS (SELECT FROM sluice.checkpoints WHERE rules_version = 1) AND "
                               "NOT EXISTS (SELECT FROM sluice.replication_state WHERE rules_version = 1)"));
-    CHECK(query_true(source, "SELECT NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'rv_switch_slot')"));
+    CHECK(query_true(source,
+                     "SELECT NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'rv_switch_slot')"));
     CHECK(query_true(source, "SELECT NOT EXISTS (SELECT FROM pg_publication WHERE pubname = 'rv_switch_pub')"));
     CHECK(query_true(source, "SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'rv_switch_slot_v2')"));
 }
@@ -298,10 +302,11 @@ TEST_CASE("a restart during a build resumes it; rules changed again abandon it; 
         auto v = RulesVersions::start(config, other, "other.yaml");
         REQUIRE(v);
         CHECK(v.value()->building_version() == 2);
-        REQUIRE(query_true_within(storage, "SELECT sum(rows_done) > 0 FROM sluice.snapshot_progress WHERE slot_name = 'rv_restart_slot_v2'"));
+        REQUIRE(query_true_within(storage, "SELECT sum(rows_done) > 0 FROM sluice.snapshot_progress "
+                                           "WHERE slot_name = 'rv_restart_slot_v2'"));
     }
-    CHECK(query_true(storage, "SELECT NOT EXISTS (SELECT FROM sluice.replication_state WHERE slot_name = 'rv_restart_slot_v2' "
-                              "AND snapshot_done)"));
+    CHECK(query_true(storage, "SELECT NOT EXISTS (SELECT FROM sluice.replication_state "
+                              "WHERE slot_name = 'rv_restart_slot_v2' AND snapshot_done)"));
     workload.run(30);
     {
         auto v = RulesVersions::start(config, kSplitRules, "split.yaml");
@@ -309,7 +314,8 @@ TEST_CASE("a restart during a build resumes it; rules changed again abandon it; 
         CHECK(v.value()->building_version() == 3);
         CHECK(query_true(storage, "SELECT state = 'retired' FROM sluice.rules_versions WHERE id = 2"));
         // Stopped part-way again, then resumed by the next start with the same rules.
-        REQUIRE(query_true_within(storage, "SELECT sum(rows_done) > 0 FROM sluice.snapshot_progress WHERE slot_name = 'rv_restart_slot_v3'"));
+        REQUIRE(query_true_within(storage, "SELECT sum(rows_done) > 0 FROM sluice.snapshot_progress "
+                                           "WHERE slot_name = 'rv_restart_slot_v3'"));
     }
     workload.run(30);
     {
@@ -321,7 +327,8 @@ TEST_CASE("a restart during a build resumes it; rules changed again abandon it; 
         CHECK(query_true_within(storage, "SELECT cleaned_at IS NOT NULL FROM sluice.rules_versions WHERE id = 2"));
     }
     // Version 1 is retired but not cleaned (the grace period outlasted that run): the next start does it.
-    CHECK(query_true(storage, "SELECT state = 'retired' AND cleaned_at IS NULL FROM sluice.rules_versions WHERE id = 1"));
+    CHECK(query_true(storage,
+                     "SELECT state = 'retired' AND cleaned_at IS NULL FROM sluice.rules_versions WHERE id = 1"));
     config.cleanup_grace = std::chrono::seconds(0);
     auto v = RulesVersions::start(config, kSplitRules, "split.yaml");
     REQUIRE(v);
