@@ -20,6 +20,8 @@ DROP INDEX sluice.parameter_lookups_by_row;
 ALTER TABLE sluice.checkpoints ADD COLUMN rules_version bigint NOT NULL DEFAULT 1;
 ALTER TABLE sluice.checkpoints DROP CONSTRAINT checkpoints_pkey;
 ALTER TABLE sluice.checkpoints ADD PRIMARY KEY (rules_version, op_id);
+-- The highest op_id of any version (where a writer continues after a restart) without a scan.
+CREATE INDEX checkpoints_by_op_id ON sluice.checkpoints (op_id);
 
 -- Version lifecycle: building -> active -> retired -> (cleaned_at set once its storage and slot are
 -- gone). A build that is abandoned (the rules changed again) goes building -> retired directly.

@@ -21,11 +21,15 @@ protocol::Result<CompactionReport> compact(pqxx::connection& connection) {
         std::vector<std::pair<std::string, std::int64_t>> buckets;
         {
             pqxx::read_transaction tx(connection);
+            // Each version's latest checkpoint from the index (versions not cleaned up, and 1 for
+            // storage written without recorded versions).
             for (const auto& r : tx.exec(
                      "SELECT b.bucket, cp.up_to FROM sluice.buckets b "
-                     "JOIN (SELECT rules_version, max(op_id) AS up_to FROM sluice.checkpoints GROUP BY rules_version) cp "
+                     "JOIN (SELECT v.id AS rules_version, (SELECT max(op_id) FROM sluice.checkpoints c "
+                     "                                     WHERE c.rules_version = v.id) AS up_to "
+                     "      FROM (SELECT id FROM sluice.rules_versions WHERE cleaned_at IS NULL UNION SELECT 1) v) cp "
                      "  ON cp.rules_version = COALESCE(substring(b.bucket FROM '^([0-9]{1,18})#')::bigint, 1) "
-                     "WHERE b.compacted_to < LEAST(b.last_op_id, cp.up_to)")) {
+                     "WHERE cp.up_to IS NOT NULL AND b.compacted_to < LEAST(b.last_op_id, cp.up_to)")) {
                 buckets.emplace_back(r[0].as<std::string>(), r[1].as<std::int64_t>());
             }
         }

@@ -187,6 +187,7 @@ TEST_CASE("SIGKILL during a large write burst, restart: storage equals a rebuild
     CHECK(sluice::test::compare_storage(d.storage, 1, rebuild.storage, 1) == "");
     fresh->send_signal(SIGTERM);
     CHECK(fresh->wait_exit() == 0);
+    sluice::test::drop_replication_slots(d.source);
 }
 
 TEST_CASE("rules changed (SIGHUP): SIGKILL during the new version's build and after the switch, restart: it "
@@ -247,6 +248,7 @@ TEST_CASE("rules changed (SIGHUP): SIGKILL during the new version's build and af
     CHECK(sluice::test::compare_every_user(*compiled.rules, d.storage, d.source) == "");
     sluice->send_signal(SIGTERM);
     CHECK(sluice->wait_exit() == 0);
+    sluice::test::drop_replication_slots(d.source);
 }
 
 TEST_CASE("Postgres restarts under a running sluice: it reconnects and converges") {

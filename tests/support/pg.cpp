@@ -1,8 +1,10 @@
 // Test support for Postgres-backed tests (see pg.h).
 #include "tests/support/pg.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 #include <libpq-fe.h>
 
@@ -55,6 +57,24 @@ std::string fresh_database(const std::string& prefix) {
     tx.exec0("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
     tx.exec0("CREATE DATABASE " + tx.quote_name(name));
     return with_database(pg_uri(), name);
+}
+
+void drop_replication_slots(const std::string& uri) {
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+        tx.exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                "WHERE database = current_database() AND active_pid IS NOT NULL");
+        tx.exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE database = current_database() AND NOT active");
+        const bool left = tx.exec1("SELECT EXISTS (SELECT FROM pg_replication_slots WHERE database = current_database())")[0]
+                              .as<bool>();
+        if (!left || std::chrono::steady_clock::now() > deadline) {
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a terminated walsender exits: poll, with a deadline
+    }
 }
 
 void exec_sql(const std::string& uri, const std::string& sql) {

@@ -15,6 +15,7 @@
 #include "protocol/wire/client_state.h"
 #include "server/app/rules_versions.h"
 #include "server/storage/bucket_reader.h"
+#include "server/storage/compactor.h"
 #include "server/storage/migrator.h"
 #include "server/sync/sync_session.h"
 #include "tests/support/demo_oracle.h"
@@ -276,6 +277,18 @@ TEST_CASE("a rules version switch while writes continue: clients move to the new
                      "SELECT NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'rv_switch_slot')"));
     CHECK(query_true(source, "SELECT NOT EXISTS (SELECT FROM pg_publication WHERE pubname = 'rv_switch_pub')"));
     CHECK(query_true(source, "SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'rv_switch_slot_v2')"));
+
+    // Compacting the new version (up to its own checkpoints) keeps what every client reduces to.
+    pqxx::connection c(storage);
+    auto compacted = sluice::storage::compact(c);
+    INFO(compacted.status().to_string());
+    REQUIRE(compacted.is_ok());
+    CHECK(compacted->buckets > 0);
+    CHECK(compacted->moved + compacted->cleared > 0);
+    CHECK(sluice::test::compare_storage(storage, 2, fresh, 1) == "");
+    CHECK(sluice::test::compare_every_user(*split.rules, storage, source) == "");
+    versions.reset();
+    sluice::test::drop_replication_slots(source);
 }
 
 TEST_CASE("a restart during a build resumes it; rules changed again abandon it; after a switch the old version is "
@@ -342,4 +355,6 @@ TEST_CASE("a restart during a build resumes it; rules changed again abandon it; 
     auto split = sluice::config::rules::RuleSet::compile(kSplitRules, "split.yaml", {"3#"});
     REQUIRE(split.rules);
     CHECK(sluice::test::compare_every_user(*split.rules, storage, source) == "");
+    v.value().reset();
+    sluice::test::drop_replication_slots(source);
 }
