@@ -197,7 +197,7 @@ protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Confi
     auto hub = std::make_shared<sync::CheckpointHub>();
     auto rules = std::make_shared<sync::RulesSource>();
     listener = std::make_unique<storage::CheckpointListener>(conninfo,
-                                                             serve_active_version(rules, hub, std::move(fallback)));
+                                                             serve_active_version(rules, hub, fallback));
     http::ServerDeps deps;
     deps.rules = std::move(rules);
     deps.verifier = std::move(verifier).value();
@@ -206,7 +206,8 @@ protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Confi
     deps.admin_token = config.auth.admin_token;
     deps.metrics_text = [] { return core::metrics().render(); };
     deps.status_json = [&status] { return status.status_json(); };
-    deps.uploader = upload::Uploader::create(upload::options_from_config(config, conninfo), deps.rules);
+    // write_rules: the rules file's (a rules version built from it later does not change them).
+    deps.uploader = upload::Uploader::create(upload::options_from_config(config, conninfo), fallback);
     if (auto prepared = deps.uploader->prepare(); !prepared) {
         // Sync still works; uploads retry the set-up and answer with this error until it succeeds.
         kLog.error("uploads: {}", prepared.to_string());
