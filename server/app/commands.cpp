@@ -26,6 +26,7 @@
 #include "server/app/replicator.h"
 #include "server/app/status_reporter.h"
 #include "server/core/metrics.h"
+#include "server/app/rules_versions.h"
 #include "server/auth/token_verifier.h"
 #include "server/http/server.h"
 #include "server/storage/checkpoint_listener.h"
@@ -108,48 +109,6 @@ std::shared_ptr<const config::rules::RuleSet> compile_rules_file(const std::stri
     return compiled.rules;
 }
 
-// Runs the replicator until `stop`, restarting it with backoff after errors (a lost connection, a
-// Postgres restart): every run resumes from what storage holds.
-class ReplicatorThread {
-public:
-    explicit ReplicatorThread(ReplicatorConfig config) : m_replicator(std::move(config)) {
-        m_thread = std::thread([this] { loop(); });
-    }
-    ~ReplicatorThread() {
-        {
-            std::lock_guard lock(m_mutex);
-            m_stop = true;
-        }
-        m_wake.notify_all();
-        m_thread.join();
-    }
-    ReplicatorThread(const ReplicatorThread&) = delete;
-    ReplicatorThread& operator=(const ReplicatorThread&) = delete;
-
-    [[nodiscard]] const ReplicatorStats& stats() const { return m_replicator.stats(); }
-
-private:
-    void loop() {
-        auto backoff = std::chrono::milliseconds(500);
-        while (!m_stop.load()) {
-            auto status = m_replicator.run(m_stop);
-            if (m_stop.load()) {
-                return;
-            }
-            kLog.error("replication stopped: {}; restarting in {} ms", status.to_string(), backoff.count());
-            std::unique_lock lock(m_mutex);
-            m_wake.wait_for(lock, backoff, [this] { return m_stop.load(); });
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
-        }
-    }
-
-    Replicator m_replicator;
-    std::atomic<bool> m_stop{false};  // set by the owner's thread, read by the replicator thread
-    std::mutex m_mutex;               // with m_wake: interrupts the backoff wait
-    std::condition_variable m_wake;
-    std::thread m_thread;
-};
-
 // Compacts bucket storage every `interval` until destroyed.
 class PeriodicCompaction {
 public:
@@ -222,9 +181,12 @@ std::int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// The client-facing server: token verifier, checkpoint listener -> hub, storage pool, HTTP server.
+// The client-facing server: token verifier, checkpoint listener -> rules source and hub, storage
+// pool, HTTP server. The rules clients are served with are the active version's, as recorded in
+// storage (a new version reaches the rules source before its first checkpoint reaches the hub);
+// `fallback` only serves when storage records no version.
 protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Config& config,
-                                                             std::shared_ptr<const config::rules::RuleSet> rules,
+                                                             std::shared_ptr<const config::rules::RuleSet> fallback,
                                                              std::unique_ptr<storage::CheckpointListener>& listener,
                                                              StatusReporter& status) {
     auto verifier = auth::TokenVerifier::create(config.auth, unix_now);
@@ -233,7 +195,9 @@ protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Confi
     }
     const auto conninfo = storage::storage_conninfo(config).value();
     auto hub = std::make_shared<sync::CheckpointHub>();
-    listener = std::make_unique<storage::CheckpointListener>(conninfo, [hub](std::int64_t op_id) { hub->publish(op_id); });
+    auto rules = std::make_shared<sync::RulesSource>();
+    listener = std::make_unique<storage::CheckpointListener>(conninfo,
+                                                             serve_active_version(rules, hub, fallback));
     http::ServerDeps deps;
     deps.rules = std::move(rules);
     deps.verifier = std::move(verifier).value();
@@ -242,7 +206,8 @@ protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Confi
     deps.admin_token = config.auth.admin_token;
     deps.metrics_text = [] { return core::metrics().render(); };
     deps.status_json = [&status] { return status.status_json(); };
-    deps.uploader = upload::Uploader::create(upload::options_from_config(config, conninfo), deps.rules);
+    // write_rules: the rules file's (a rules version built from it later does not change them).
+    deps.uploader = upload::Uploader::create(upload::options_from_config(config, conninfo), fallback);
     if (auto prepared = deps.uploader->prepare(); !prepared) {
         // Sync still works; uploads retry the set-up and answer with this error until it succeeds.
         kLog.error("uploads: {}", prepared.to_string());
@@ -299,7 +264,8 @@ int compact_command(const CommandOptions& options) {
         kLog.error("{}", report.status().to_string());
         return 1;
     }
-    fmt::print("compacted {} bucket(s): {} op(s) superseded\n", report->buckets, report->moved);
+    fmt::print("compacted {} bucket(s): {} op(s) superseded, {} folded into CLEAR ops\n", report->buckets,
+               report->moved, report->cleared);
     return 0;
 }
 
@@ -334,7 +300,8 @@ int run_command(const CommandOptions& options) {
         return 1;
     }
     apply_logging(config->logging);
-    auto rules = compile_rules_file(rules_path(options.config_path, *config));
+    const auto rules_file = rules_path(options.config_path, *config);
+    auto rules = compile_rules_file(rules_file);
     if (!rules) {
         return 1;
     }
@@ -354,18 +321,25 @@ int run_command(const CommandOptions& options) {
     if (!prepare_storage(*config, create)) {
         return 1;
     }
-    std::unique_ptr<ReplicatorThread> replicator;
+    // Replication of the active rules version, and of a new one built in the background when the
+    // rules file changed (see rules_versions.h).
+    std::unique_ptr<RulesVersions> replicator;
     if (config->role != config::Role::kApi) {
-        ReplicatorConfig rc;
+        RulesVersionsConfig rv;
+        auto& rc = rv.replicator;
         rc.source_conninfo = config->source.uri;
         rc.storage_conninfo = storage::storage_conninfo(*config).value();
         rc.slot = config->source.slot;
         rc.publication = config->source.publication;
         rc.publication_mode = config->source.publication_mode;
-        rc.rules = rules;
         rc.heartbeat_interval = std::chrono::seconds(config->source.heartbeat_interval_seconds);
         rc.snapshot_chunk_rows = static_cast<std::size_t>(config->source.snapshot_chunk_rows);
-        replicator = std::make_unique<ReplicatorThread>(std::move(rc));
+        auto started = RulesVersions::start(std::move(rv), read_file(rules_file).value_or(""), rules_file);
+        if (!started) {
+            kLog.error("{}", started.status().to_string());
+            return 1;
+        }
+        replicator = std::move(started).value();
     }
     std::unique_ptr<PeriodicCompaction> compaction;
     if (config->role != config::Role::kApi && config->storage.compact_interval_seconds > 0) {
@@ -395,7 +369,15 @@ int run_command(const CommandOptions& options) {
         int signal = 0;
         sigwait(&signals, &signal);
         if (signal == SIGHUP) {
-            kLog.info("SIGHUP: nothing to reload yet");
+            // The sync rules are reloadable: changed rules are built as a new version in the background.
+            if (!replicator) {
+                kLog.info("SIGHUP: role api has nothing to reload (the replicator's rules reach it through storage)");
+            } else if (compile_rules_file(rules_file)) {
+                auto reloaded = replicator->reload(read_file(rules_file).value_or(""), rules_file);
+                kLog.info("SIGHUP: sync rules reloaded{}", reloaded ? "" : ": " + reloaded.to_string());
+            } else {
+                kLog.error("SIGHUP: the sync rules have errors (above); keeping the current ones");
+            }
             continue;
         }
         kLog.info("{}: shutting down (send it again to exit at once)", signal == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -36,8 +36,9 @@ sluice explain -c <sluice.yaml> [--json] <what>
 
 Shows what the sync rules do. With --rules it needs no Postgres. With -c it reads the rules file
 named by the config (sync_rules.path; --rules overrides it), names buckets as the server does
-(with the "1#" version prefix), and resolves lookups from the live lookup index in bucket storage
-(the storage connection of the config; the replicator fills the index). <what> is one of:
+(with the active rules version's prefix, "1#" at first), and resolves lookups from the live
+lookup index in bucket storage (the storage connection of the config; the replicator fills the
+index). <what> is one of:
 
   --table <[schema.]table> --row <json>
       the buckets the row goes to, with the output row sent for each, and (for a table that
@@ -306,6 +307,18 @@ std::string rules_path_of(const std::string& config_path, const config::Config& 
     return (std::filesystem::path(config_path).parent_path() / rules).lexically_normal().string();
 }
 
+// The rules version clients are served from (its bucket-id prefix); 1 when storage cannot say.
+std::int64_t active_rules_version(const config::Config& config) {
+    auto conninfo = storage::storage_conninfo(config);
+    auto reader = conninfo ? storage::BucketReader::open(conninfo.value())
+                           : protocol::Result<std::unique_ptr<storage::BucketReader>>(conninfo.status());
+    if (!reader) {
+        return 1;
+    }
+    auto checkpoint = reader.value()->latest_checkpoint();
+    return checkpoint && checkpoint.value() ? checkpoint.value()->rules_version : 1;
+}
+
 }  // namespace
 
 int explain_command(const std::vector<std::string_view>& args) {
@@ -376,7 +389,8 @@ int explain_command(const std::vector<std::string_view>& args) {
         if (o.rules_path.empty()) {
             o.rules_path = rules_path_of(o.config_path, *config);
         }
-        compile_options.bucket_id_prefix = "1#";  // as `sluice run` compiles them: ids as stored
+        // As `sluice run` compiles them: ids as stored, with the active rules version's prefix.
+        compile_options.bucket_id_prefix = fmt::format("{}#", active_rules_version(*config));
     }
     const auto text = read_file(o.rules_path);
     if (!text) {

@@ -2,6 +2,7 @@
 #include "server/app/replicator.h"
 
 #include <chrono>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -239,7 +240,10 @@ Status start_over(PgConnection& source, storage::BucketWriter& writer, bool drop
 
 }  // namespace
 
-Replicator::Replicator(ReplicatorConfig config) : m_config(std::move(config)) {}
+Replicator::Replicator(ReplicatorConfig config)
+    : m_config(std::move(config)),
+      m_stats_owner(m_config.stats ? m_config.stats : std::make_shared<ReplicatorStats>()),
+      m_stats(*m_stats_owner) {}
 
 Status Replicator::run(const std::atomic<bool>& stop) {
     const auto log = kLog.with_scope("slot=" + m_config.slot);
@@ -254,7 +258,10 @@ Status Replicator::run(const std::atomic<bool>& stop) {
                          m_config.publication_mode == config::PublicationMode::kManaged
                              ? replication::PublicationMode::kManaged
                              : replication::PublicationMode::kUserManaged}));
-    auto opened = storage::BucketWriter::open(m_config.storage_conninfo, {m_config.slot});
+    storage::WriterOptions writer_options;
+    writer_options.slot_name = m_config.slot;
+    writer_options.rules_version = m_config.rules_version;
+    auto opened = storage::BucketWriter::open(m_config.storage_conninfo, writer_options);
     if (!opened) {
         return opened.status();
     }
@@ -331,6 +338,21 @@ Status Replicator::run(const std::atomic<bool>& stop) {
             return first.status();
         }
         log.info("snapshot complete: {} rows, checkpoint {}", m_stats.snapshot_rows.load(), first->op_id);
+    }
+
+    // A version being built has caught up once its stream commits past a marker written now, after
+    // its snapshot: the marker comes back through its own slot as a transaction of its own.
+    std::optional<Lsn> catch_up_at;
+    if (m_config.on_caught_up) {
+        auto marker = source.value().query("SELECT pg_logical_emit_message(true, 'sluice_caught_up', " +
+                                           replication::quote_literal(std::to_string(m_config.rules_version)) +
+                                           ")::text");
+        if (!marker) {
+            return marker.status();
+        }
+        catch_up_at = Lsn::parse(marker.value()[0][0].value_or("0/0")).value_or(Lsn{});
+        log.info("rules version {}: snapshot done; switching to it once the stream passes {}", m_config.rules_version,
+                 catch_up_at->to_string());
     }
 
     replication::TransactionQueue queue(1024, 4 * m_config.batch_changes);
@@ -416,7 +438,15 @@ Status Replicator::run(const std::atomic<bool>& stop) {
         }
         m_stats.changes += changes;
         m_stats.ops += committed->ops_written;
-        m_stats.durable_lsn = end.value();
+        if (!catch_up_at) {  // a version still being built is not what clients are served from
+            m_stats.durable_lsn = end.value();
+        }
+        if (catch_up_at && end >= *catch_up_at) {
+            if (result = m_config.on_caught_up(writer, end); !result) {
+                break;
+            }
+            catch_up_at.reset();
+        }
     }
     stream.request_stop();
     queue.close();

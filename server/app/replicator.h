@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,7 +15,13 @@
 #include "protocol/lsn.h"
 #include "protocol/status.h"
 
+namespace sluice::storage {
+class BucketWriter;
+}
+
 namespace sluice::app {
+
+struct ReplicatorStats;
 
 struct ReplicatorConfig {
     std::string source_conninfo;
@@ -22,7 +29,15 @@ struct ReplicatorConfig {
     std::string slot = "sluice";
     std::string publication = "sluice";
     config::PublicationMode publication_mode = config::PublicationMode::kManaged;
-    std::shared_ptr<const config::rules::RuleSet> rules;
+    std::shared_ptr<const config::rules::RuleSet> rules;  // compiled with the version's bucket-id prefix
+    std::int64_t rules_version = 1;                       // whose storage rows it writes
+    // Set while the version is being built (server/app/rules_versions.h): called on the replication
+    // thread, between storage commits, once the snapshot is done and the stream has committed past a
+    // marker written when it ended (the version has caught up). It switches the version to active
+    // (BucketWriter::activate) and returns an error to end this run (the next run calls it again).
+    std::function<protocol::Status(storage::BucketWriter& writer, protocol::Lsn durable)> on_caught_up;
+    // Counters to add to (shared by the replicators of several rules versions); null: its own.
+    std::shared_ptr<ReplicatorStats> stats;
     std::size_t snapshot_chunk_rows = 10000;
     std::size_t batch_changes = 20000;  // source changes per storage commit at most (whole transactions)
     std::size_t max_chunk_changes = 10000;  // larger source transactions are handed on in chunks
@@ -52,7 +67,8 @@ public:
 
 private:
     ReplicatorConfig m_config;
-    ReplicatorStats m_stats;
+    std::shared_ptr<ReplicatorStats> m_stats_owner;
+    ReplicatorStats& m_stats;  // *m_stats_owner
 };
 
 }  // namespace sluice::app

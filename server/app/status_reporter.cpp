@@ -115,7 +115,7 @@ void StatusReporter::read_source(StatusReading& r) {
             "       COALESCE(EXTRACT(epoch FROM r.flush_lag), 0)::float8 "
             "FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid "
             "WHERE s.slot_name = $1",
-            m_slot);
+            r.slot);
         if (rows.empty()) {
             return;
         }
@@ -133,16 +133,22 @@ void StatusReporter::read_storage(StatusReading& r) {
         return;
     }
     r.storage_error = with_connection(m_storage, m_storage_conninfo, [&](pqxx::nontransaction& tx) {
-        auto state = tx.exec_params("SELECT snapshot_done FROM sluice.replication_state WHERE slot_name = $1", m_slot);
+        auto active = tx.exec("SELECT slot_name FROM sluice.rules_versions WHERE state = 'active'");
+        if (!active.empty()) {
+            r.slot = active[0][0].as<std::string>();
+        }
+        auto state = tx.exec_params("SELECT snapshot_done FROM sluice.replication_state WHERE slot_name = $1", r.slot);
         r.snapshot_done = !state.empty() && state[0][0].as<bool>();
         for (const auto& row : tx.exec_params(
                  "SELECT source_table, rows_done, rows_estimated, done FROM sluice.snapshot_progress "
                  "WHERE slot_name = $1 ORDER BY source_table",
-                 m_slot)) {
+                 r.slot)) {
             r.snapshot.push_back(
                 {row[0].as<std::string>(), row[1].as<std::int64_t>(), row[2].as<std::int64_t>(), row[3].as<bool>()});
         }
-        r.latest_checkpoint = tx.exec1("SELECT COALESCE(max(op_id), 0) FROM sluice.checkpoints")[0].as<std::int64_t>();
+        r.latest_checkpoint = tx.exec1(
+            "SELECT COALESCE(max(op_id), 0) FROM sluice.checkpoints WHERE rules_version = "
+            "COALESCE((SELECT id FROM sluice.rules_versions WHERE state = 'active'), 1)")[0].as<std::int64_t>();
         for (const auto& row : tx.exec("SELECT bucket, op_count FROM sluice.buckets ORDER BY op_count DESC LIMIT 10")) {
             r.largest_buckets.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
         }
@@ -154,8 +160,9 @@ StatusReading StatusReporter::read() {
     const auto now = std::chrono::steady_clock::now();
     if (!m_cached || now - m_cached_at >= kCacheFor) {
         StatusReading r;
+        r.slot = m_slot;
+        read_storage(r);  // first: it finds the active rules version's slot
         read_source(r);
-        read_storage(r);
         m_cached = std::move(r);
         m_cached_at = now;
     }
@@ -227,7 +234,7 @@ std::string StatusReporter::status_json() {
     append_field(out, "replication");
     out += '{';
     append_bool_field(out, "enabled", !m_source_conninfo.empty());
-    append_string_field(out, "slot", m_slot);
+    append_string_field(out, "slot", r.slot);
     append_bool_field(out, "slot_found", r.slot_found);
     append_bool_field(out, "slot_active", r.slot_active);
     append_number_field(out, "lag_bytes", static_cast<double>(r.lag_bytes));

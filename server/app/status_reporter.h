@@ -41,7 +41,8 @@ struct BucketSize {
 
 // One reading of Postgres, plus the counters at that moment.
 struct StatusReading {
-    // Source (empty role=api): the slot.
+    // Source (empty role=api): the slot of the active rules version (source.slot before any).
+    std::string slot;
     bool slot_found = false;
     bool slot_active = false;
     std::int64_t lag_bytes = 0;           // current WAL position - what Sluice confirmed

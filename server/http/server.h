@@ -46,7 +46,7 @@ struct ServerOptions {
 [[nodiscard]] ServerOptions options_from_config(const config::Config& config);
 
 struct ServerDeps {
-    std::shared_ptr<const config::rules::RuleSet> rules;
+    std::shared_ptr<const sync::RulesSource> rules;  // the rules each checkpoint resolves buckets with
     std::shared_ptr<const auth::TokenVerifier> verifier;
     std::shared_ptr<sync::StoragePool> storage;
     std::shared_ptr<sync::CheckpointHub> hub;

@@ -43,12 +43,17 @@ protocol::Result<std::unique_ptr<BucketReader>> BucketReader::open(const std::st
 protocol::Result<std::optional<Checkpoint>> BucketReader::latest_checkpoint() {
     return guarded<std::optional<Checkpoint>>("reading the latest checkpoint", [&]() -> std::optional<Checkpoint> {
         pqxx::read_transaction tx(m_impl->connection);
-        auto result = tx.exec("SELECT op_id, lsn::text FROM sluice.checkpoints ORDER BY op_id DESC LIMIT 1");
+        auto result = tx.exec(
+            "SELECT c.op_id, c.lsn::text, c.rules_version FROM sluice.checkpoints c "
+            "WHERE c.rules_version = COALESCE((SELECT id FROM sluice.rules_versions WHERE state = 'active'), "
+            "    (SELECT rules_version FROM sluice.checkpoints ORDER BY op_id DESC LIMIT 1)) "
+            "ORDER BY c.op_id DESC LIMIT 1");
         if (result.empty()) {
             return std::nullopt;
         }
         return Checkpoint{result[0][0].as<std::int64_t>(),
-                          protocol::Lsn::parse(result[0][1].as<std::string>()).value_or(protocol::Lsn{})};
+                          protocol::Lsn::parse(result[0][1].as<std::string>()).value_or(protocol::Lsn{}),
+                          result[0][2].as<std::int64_t>()};
     });
 }
 
@@ -118,7 +123,8 @@ protocol::Result<std::optional<std::int64_t>> BucketReader::write_checkpoint(con
     });
 }
 
-protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std::span<const std::string> keys) {
+protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std::span<const std::string> keys,
+                                                                             std::int64_t rules_version) {
     using Values = std::vector<std::vector<std::string>>;
     return guarded<Values>("reading parameter lookups", [&] {
         Values out(keys.size());
@@ -128,8 +134,9 @@ protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std
         pqxx::read_transaction tx(m_impl->connection);
         auto result = tx.exec_params(
             "SELECT k.i, p.bucket_params FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i) "
-            "JOIN sluice.parameter_lookups p ON p.lookup_key = k.key",
-            to_pg_array(std::vector<std::string>(keys.begin(), keys.end())));
+            "JOIN sluice.parameter_lookups p ON p.lookup_key = k.key AND p.rules_version = "
+            "  CASE WHEN $2::bigint <> 0 THEN $2::bigint ELSE COALESCE((SELECT id FROM sluice.rules_versions WHERE state = 'active'), 1) END",
+            to_pg_array(std::vector<std::string>(keys.begin(), keys.end())), rules_version);
         for (const auto& r : result) {
             out[r[0].as<std::size_t>() - 1].push_back(r[1].as<std::string>());
         }

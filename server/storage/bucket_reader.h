@@ -19,7 +19,11 @@ namespace sluice::storage {
 struct Checkpoint {
     std::int64_t op_id = 0;
     protocol::Lsn lsn;
+    std::int64_t rules_version = 1;  // whose buckets it covers
 };
+
+// Means "the active rules version" (sluice.rules_versions; version 1 when none is recorded).
+inline constexpr std::int64_t kActiveRulesVersion = 0;
 
 struct BucketChecksum {
     std::uint32_t checksum = 0;  // wrapping sum of the op checksums with op_id <= the checkpoint
@@ -43,7 +47,8 @@ public:
     BucketReader(const BucketReader&) = delete;
     BucketReader& operator=(const BucketReader&) = delete;
 
-    // The newest checkpoint; nullopt before the first one (snapshot not done).
+    // The newest checkpoint of the active rules version (of any version when none is recorded);
+    // nullopt before the first one (snapshot not done).
     [[nodiscard]] protocol::Result<std::optional<Checkpoint>> latest_checkpoint();
     // Checksums at `checkpoint_op_id`; buckets without ops are absent from the map.
     [[nodiscard]] protocol::Result<std::map<std::string, BucketChecksum>> checksums(
@@ -56,8 +61,9 @@ public:
     [[nodiscard]] protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                                 const std::string& client_id,
                                                                                 std::int64_t checkpoint_op_id);
-    // For each key, the bucket_params of every lookup entry with that key.
-    [[nodiscard]] protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys);
+    // For each key, the bucket_params of every lookup entry with that key in that rules version's index.
+    [[nodiscard]] protocol::Result<std::vector<std::vector<std::string>>> lookup(
+        std::span<const std::string> keys, std::int64_t rules_version = kActiveRulesVersion);
 
     struct Impl;
 

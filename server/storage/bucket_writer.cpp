@@ -106,11 +106,11 @@ struct BucketWriter::Impl {
         pqxx::nontransaction read(connection);
         auto row = read.exec_params1(
             "SELECT GREATEST((SELECT max(op_id) FROM sluice.ops), (SELECT max(op_id) FROM sluice.checkpoints), 0), "
-            "       COALESCE((SELECT max(op_id) FROM sluice.checkpoints), 0), "
+            "       COALESCE((SELECT max(op_id) FROM sluice.checkpoints WHERE rules_version = $2), 0), "
             "       COALESCE((SELECT durable_lsn::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
             "       COALESCE((SELECT visible_from::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
-            "       EXISTS (SELECT FROM sluice.checkpoints)",
-            options.slot_name);
+            "       EXISTS (SELECT FROM sluice.checkpoints WHERE rules_version = $2)",
+            options.slot_name, options.rules_version);
         next_op_id = row[0].as<std::int64_t>() + 1;
         last_checkpoint_op_id = row[1].as<std::int64_t>();
         any_checkpoint = row[4].as<bool>();
@@ -135,8 +135,8 @@ struct BucketWriter::Impl {
         auto result = work().exec_params(
             "SELECT c.source_table, c.row_key, c.data, c.placements, c.lookups "
             "FROM unnest($1::text[], $2::text[]) AS k(t, r) "
-            "JOIN sluice.current_rows c ON c.source_table = k.t AND c.row_key = k.r",
-            to_pg_array(tables), to_pg_array(row_keys));
+            "JOIN sluice.current_rows c ON c.rules_version = $3 AND c.source_table = k.t AND c.row_key = k.r",
+            to_pg_array(tables), to_pg_array(row_keys), options.rules_version);
         for (const auto& r : result) {
             RowKey key{r[0].as<std::string>(), r[1].as<std::string>()};
             auto& state = rows[key];
@@ -230,22 +230,23 @@ struct BucketWriter::Impl {
         if (!tables.empty()) {
             w.exec_params0(
                 "DELETE FROM sluice.current_rows c USING unnest($1::text[], $2::text[]) AS k(t, r) "
-                "WHERE c.source_table = k.t AND c.row_key = k.r",
-                to_pg_array(tables), to_pg_array(keys));
+                "WHERE c.rules_version = $3 AND c.source_table = k.t AND c.row_key = k.r",
+                to_pg_array(tables), to_pg_array(keys), options.rules_version);
         }
         if (!removed_lookup_keys.empty()) {
             w.exec_params0(
                 "DELETE FROM sluice.parameter_lookups p "
                 "USING unnest($1::text[], $2::text[], $3::text[]) AS k(l, t, r) "
-                "WHERE p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r",
-                to_pg_array(removed_lookup_keys), to_pg_array(removed_lookup_tables), to_pg_array(removed_lookup_rows));
+                "WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r",
+                to_pg_array(removed_lookup_keys), to_pg_array(removed_lookup_tables), to_pg_array(removed_lookup_rows),
+                options.rules_version);
         }
         bool any_lookups = false;
         copy_buffer.clear();
         for (const auto& [key, state] : rows) {
             if (state.dirty && state.exists) {
                 copy_buffer.text(key.table).text(key.key).text(state.data).text(encode_slots(state.slots));
-                copy_buffer.text(encode_lookups(state.lookups)).end_row();
+                copy_buffer.text(encode_lookups(state.lookups)).integer(options.rules_version).end_row();
                 any_lookups = any_lookups || !state.lookups.empty();
             }
         }
@@ -259,7 +260,8 @@ struct BucketWriter::Impl {
                 std::unordered_set<std::string> seen;  // a row contributes each lookup key once
                 for (const auto& l : state.lookups) {
                     if (seen.insert(l.key + '\x1f' + l.values).second) {
-                        copy_buffer.text(l.key).text(key.table).text(key.key).text(l.values).end_row();
+                        copy_buffer.text(l.key).text(key.table).text(key.key).text(l.values);
+                        copy_buffer.integer(options.rules_version).end_row();
                     }
                 }
             }
@@ -380,9 +382,9 @@ protocol::Status BucketWriter::truncate(const std::string& table) {
         constexpr int kChunk = 5000;
         for (;;) {
             auto result = m_impl->work().exec_params(
-                "SELECT row_key FROM sluice.current_rows WHERE source_table = $1 AND row_key > $2 "
-                "ORDER BY row_key LIMIT $3",
-                table, after, kChunk);
+                "SELECT row_key FROM sluice.current_rows WHERE rules_version = $4 AND source_table = $1 "
+                "AND row_key > $2 ORDER BY row_key LIMIT $3",
+                table, after, kChunk, m_impl->options.rules_version);
             if (result.empty()) {
                 return Status::ok();
             }
@@ -420,9 +422,12 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
             // the batch wrote no op, a checkpoint of their own (a fresh op_id) wakes the sessions.
             const bool new_anyway = impl.next_op_id - 1 > impl.last_checkpoint_op_id || !impl.any_checkpoint;
             const std::int64_t target = new_anyway ? impl.next_op_id - 1 : impl.next_op_id;
+            // Only the active rules version's writer delivers them (a version being built counts its
+            // own op ids, which sessions do not follow).
             const auto passed = w.exec_params0(
-                "UPDATE sluice.write_checkpoints SET op_id = $1 WHERE op_id IS NULL AND lsn <= $2::pg_lsn", target,
-                lsn.to_string());
+                "UPDATE sluice.write_checkpoints SET op_id = $1 WHERE op_id IS NULL AND lsn <= $2::pg_lsn "
+                "AND NOT EXISTS (SELECT FROM sluice.rules_versions WHERE state = 'active' AND id <> $3)",
+                target, lsn.to_string(), impl.options.rules_version);
             if (passed.affected_rows() > 0) {
                 if (!new_anyway) {
                     ++impl.next_op_id;
@@ -446,14 +451,14 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
         const bool new_checkpoint =
             lsn >= impl.visible_from && (checkpoint.op_id > impl.last_checkpoint_op_id || !impl.any_checkpoint);
         if (new_checkpoint) {
-            w.exec_params0("INSERT INTO sluice.checkpoints (op_id, lsn) VALUES ($1, $2::pg_lsn) "
-                           "ON CONFLICT (op_id) DO UPDATE SET lsn = excluded.lsn",
-                           checkpoint.op_id, lsn.to_string());
+            w.exec_params0("INSERT INTO sluice.checkpoints (rules_version, op_id, lsn) VALUES ($3, $1, $2::pg_lsn) "
+                           "ON CONFLICT (rules_version, op_id) DO UPDATE SET lsn = excluded.lsn",
+                           checkpoint.op_id, lsn.to_string(), impl.options.rules_version);
         }
         w.exec_params0(
-            "INSERT INTO sluice.replication_state (slot_name, rules_version, durable_lsn) VALUES ($1, 1, $2::pg_lsn) "
+            "INSERT INTO sluice.replication_state (slot_name, rules_version, durable_lsn) VALUES ($1, $3, $2::pg_lsn) "
             "ON CONFLICT (slot_name) DO UPDATE SET durable_lsn = excluded.durable_lsn, updated_at = now()",
-            impl.options.slot_name, lsn.to_string());
+            impl.options.slot_name, lsn.to_string(), impl.options.rules_version);
         if (new_checkpoint) {
             w.exec0("NOTIFY sluice_checkpoint, '" + std::to_string(checkpoint.op_id) + "'");
         }
@@ -518,7 +523,9 @@ protocol::Result<std::vector<std::string>> BucketWriter::stored_tables() {
     using R = protocol::Result<std::vector<std::string>>;
     return guarded(*m_impl, "listing stored tables", [&]() -> R {
         std::vector<std::string> tables;
-        for (const auto& r : m_impl->work().exec("SELECT DISTINCT source_table FROM sluice.current_rows")) {
+        for (const auto& r : m_impl->work().exec_params(
+                 "SELECT DISTINCT source_table FROM sluice.current_rows WHERE rules_version = $1",
+                 m_impl->options.rules_version)) {
             tables.push_back(r[0].as<std::string>());
         }
         return tables;
@@ -539,9 +546,9 @@ protocol::Status BucketWriter::finish_snapshot(protocol::Lsn durable, protocol::
     return guarded(*m_impl, "finishing the snapshot", [&]() -> Status {
         m_impl->work().exec_params0(
             "INSERT INTO sluice.replication_state (slot_name, rules_version, snapshot_done, durable_lsn, visible_from) "
-            "VALUES ($1, 1, true, $2::pg_lsn, $3::pg_lsn) ON CONFLICT (slot_name) DO UPDATE SET snapshot_done = true, "
+            "VALUES ($1, $4, true, $2::pg_lsn, $3::pg_lsn) ON CONFLICT (slot_name) DO UPDATE SET snapshot_done = true, "
             "durable_lsn = excluded.durable_lsn, visible_from = excluded.visible_from, updated_at = now()",
-            m_impl->options.slot_name, durable.to_string(), visible_from.to_string());
+            m_impl->options.slot_name, durable.to_string(), visible_from.to_string(), m_impl->options.rules_version);
         m_impl->visible_from = visible_from;
         return Status::ok();
     });
@@ -554,6 +561,46 @@ void BucketWriter::rollback() {
     } catch (const std::exception& e) {
         kLog.warn("reloading counters after rollback failed: {}", core::one_line(e.what()));
     }
+}
+
+protocol::Result<CommittedCheckpoint> BucketWriter::activate(protocol::Lsn lsn) {
+    using R = protocol::Result<CommittedCheckpoint>;
+    return guarded(*m_impl, "activating the rules version", [&]() -> R {
+        auto& impl = *m_impl;
+        impl.flush();
+        auto& w = impl.work();
+        // Every committed op of any version is at or below its bucket's last_op_id; a checkpoint that
+        // wrote no op took an id of its own. The previous version's writer has stopped (the caller
+        // made sure), so nothing below this id can appear later.
+        const auto highest = w.exec1(
+            "SELECT GREATEST((SELECT max(op_id) FROM sluice.checkpoints), (SELECT max(last_op_id) FROM sluice.buckets), 0)")[0]
+                                 .as<std::int64_t>();
+        impl.next_op_id = std::max(impl.next_op_id, highest + 1);
+        CommittedCheckpoint checkpoint{impl.next_op_id++, lsn, impl.ops_in_batch};
+        const auto version = impl.options.rules_version;
+        w.exec_params0("UPDATE sluice.rules_versions SET state = 'retired' WHERE state = 'active' AND id <> $1", version);
+        const auto marked = w.exec_params(
+            "UPDATE sluice.rules_versions SET state = 'active', activated_at = now(), activated_op_id = $2 "
+            "WHERE id = $1 AND state IN ('building', 'active')",
+            version, checkpoint.op_id);
+        if (marked.affected_rows() != 1) {
+            impl.discard();
+            return Status(ErrorCode::kStorageQueryFailed,
+                          fmt::format("rules version {} is not being built any more (sluice.rules_versions); it "
+                                      "cannot become active",
+                                      version));
+        }
+        w.exec_params0("INSERT INTO sluice.checkpoints (rules_version, op_id, lsn) VALUES ($1, $2, $3::pg_lsn)", version,
+                       checkpoint.op_id, lsn.to_string());
+        w.exec0("NOTIFY sluice_checkpoint, '" + std::to_string(checkpoint.op_id) + "'");
+        w.commit();
+        impl.tx.reset();
+        impl.last_checkpoint_op_id = checkpoint.op_id;
+        impl.any_checkpoint = true;
+        impl.ops_in_batch = 0;
+        impl.lookups_changed = false;
+        return checkpoint;
+    });
 }
 
 std::int64_t BucketWriter::last_op_id() const { return m_impl->next_op_id - 1; }

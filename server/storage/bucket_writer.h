@@ -24,6 +24,7 @@ namespace sluice::storage {
 struct WriterOptions {
     std::string slot_name = "sluice";  // replication_state row this writer advances
     std::size_t flush_ops = 20000;     // flush into the open transaction after this many ops
+    std::int64_t rules_version = 1;    // the version whose rows, lookups and checkpoints it keeps
 };
 
 struct CommittedCheckpoint {
@@ -84,6 +85,12 @@ public:
     [[nodiscard]] protocol::Status finish_snapshot(protocol::Lsn durable, protocol::Lsn visible_from);
     // Drops the open batch (after an error upstream).
     void rollback();
+
+    // Makes this writer's rules version the active one, in one storage transaction with a checkpoint
+    // at `lsn` (the durable LSN, between batches): the previously active version becomes 'retired',
+    // and the checkpoint's op_id is above every op and checkpoint of any version, so the clients'
+    // checkpoint ids keep growing across the switch. Returns that checkpoint.
+    [[nodiscard]] protocol::Result<CommittedCheckpoint> activate(protocol::Lsn lsn);
 
     [[nodiscard]] std::int64_t last_op_id() const;
     [[nodiscard]] protocol::Lsn durable_lsn() const;

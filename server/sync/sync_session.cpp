@@ -17,9 +17,10 @@ namespace wire = protocol::wire;
 // return one) so the caller reports it after resolve_buckets.
 class StorageLookups final : public config::rules::LookupSource {
 public:
-    explicit StorageLookups(SyncStorage& storage) : m_storage(storage) {}
+    StorageLookups(SyncStorage& storage, std::int64_t rules_version)
+        : m_storage(storage), m_rules_version(rules_version) {}
     std::vector<std::vector<std::string>> lookup(std::span<const std::string> keys) override {
-        auto result = m_storage.lookup(keys);
+        auto result = m_storage.lookup(keys, m_rules_version);
         if (!result) {
             m_failure = result.status();
             return std::vector<std::vector<std::string>>(keys.size());
@@ -30,6 +31,7 @@ public:
 
 private:
     SyncStorage& m_storage;
+    std::int64_t m_rules_version;
     Status m_failure;
 };
 
@@ -56,6 +58,14 @@ protocol::Result<std::unique_ptr<SyncSession>> SyncSession::create(std::shared_p
                                                                    auth::VerifiedToken token,
                                                                    protocol::wire::SyncRequest request,
                                                                    SessionLimits limits, std::int64_t now) {
+    return create(std::make_shared<const RulesSource>(std::move(rules)), std::move(token), std::move(request), limits,
+                  now);
+}
+
+protocol::Result<std::unique_ptr<SyncSession>> SyncSession::create(std::shared_ptr<const RulesSource> rules,
+                                                                   auth::VerifiedToken token,
+                                                                   protocol::wire::SyncRequest request,
+                                                                   SessionLimits limits, std::int64_t now) {
     auto rules_request = config::rules::Request::from_json(token.claims_json, request.parameters);
     if (!rules_request) {
         return rules_request.status();
@@ -64,11 +74,10 @@ protocol::Result<std::unique_ptr<SyncSession>> SyncSession::create(std::shared_p
                                                         std::move(rules_request).value(), limits, now));
 }
 
-SyncSession::SyncSession(std::shared_ptr<const config::rules::RuleSet> rules, auth::VerifiedToken token,
+SyncSession::SyncSession(std::shared_ptr<const RulesSource> rules, auth::VerifiedToken token,
                          protocol::wire::SyncRequest request, config::rules::Request rules_request,
                          SessionLimits limits, std::int64_t now)
-    : m_rules(std::move(rules)),
-      m_definitions(m_rules->definitions()),
+    : m_source(std::move(rules)),
       m_token(std::move(token)),
       m_request(std::move(request)),
       m_rules_request(std::move(rules_request)),
@@ -110,11 +119,20 @@ Status SyncSession::step(SyncStorage& storage, std::int64_t latest, std::vector<
 }
 
 Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, std::vector<std::string>& out) {
-    StorageLookups lookups(storage);
+    if (auto version = m_source->for_checkpoint(latest); version != m_rules) {
+        // The first checkpoint, or a new rules version: its bucket ids differ (their prefix), so the
+        // diff below removes every old bucket and adds the new ones.
+        if (!version) {
+            return {ErrorCode::kSessionStorageFailed, "no sync rules version is active in storage yet"};
+        }
+        m_rules = std::move(version);
+        m_definitions = m_rules->rules->definitions();
+    }
+    StorageLookups lookups(storage, m_rules->id);
     config::rules::ResolveOptions options;
     options.max_buckets = m_limits.max_buckets;
     options.max_parameter_results = m_limits.max_parameter_results;
-    auto resolution = m_rules->resolve_buckets(m_rules_request, lookups, options);
+    auto resolution = m_rules->rules->resolve_buckets(m_rules_request, lookups, options);
     if (!lookups.failure().is_ok()) {
         return {ErrorCode::kSessionStorageFailed, lookups.failure().to_string()};
     }

@@ -2,7 +2,8 @@
 // Driven by "storage has checkpoint N" (step) and a clock (on_clock), it produces the server lines
 // of protocol/README.md ("Server lines", "Order on a stream") into a vector: a full checkpoint,
 // data per bucket from each `after` in bounded batches, priority by priority, then checkpoint_diffs
-// with the buckets re-resolved at each checkpoint (grants and revokes add and remove buckets live).
+// with the buckets re-resolved at each checkpoint (grants and revokes add and remove buckets live,
+// and so does a switch to a new rules version: see rules_source.h).
 // Each checkpoint line carries the client's newest write checkpoint that it includes (request
 // client_id); a new write checkpoint alone is sent as a checkpoint_diff without bucket changes.
 // step() reads storage and blocks: run it on a worker thread.
@@ -21,6 +22,7 @@
 #include "protocol/status.h"
 #include "protocol/wire/request.h"
 #include "server/auth/token_verifier.h"
+#include "server/sync/rules_source.h"
 #include "server/sync/sync_storage.h"
 
 namespace sluice::sync {
@@ -42,6 +44,11 @@ enum class SessionState : std::uint8_t {
 class SyncSession {
 public:
     // Fails with SL2021 when the token's claims or the request's parameters are not JSON objects.
+    // Each checkpoint resolves buckets with the rules `rules` names for it.
+    [[nodiscard]] static protocol::Result<std::unique_ptr<SyncSession>> create(
+        std::shared_ptr<const RulesSource> rules, auth::VerifiedToken token, protocol::wire::SyncRequest request,
+        SessionLimits limits, std::int64_t now);
+    // With one fixed rules version.
     [[nodiscard]] static protocol::Result<std::unique_ptr<SyncSession>> create(
         std::shared_ptr<const config::rules::RuleSet> rules, auth::VerifiedToken token,
         protocol::wire::SyncRequest request, SessionLimits limits, std::int64_t now);
@@ -85,7 +92,7 @@ private:
         int priority = 3;
     };
 
-    SyncSession(std::shared_ptr<const config::rules::RuleSet> rules, auth::VerifiedToken token,
+    SyncSession(std::shared_ptr<const RulesSource> rules, auth::VerifiedToken token,
                 protocol::wire::SyncRequest request, config::rules::Request rules_request, SessionLimits limits,
                 std::int64_t now);
 
@@ -93,8 +100,9 @@ private:
     protocol::Status produce_data(SyncStorage& storage, std::size_t& bytes, std::vector<std::string>& out);
     void finish_bucket(std::vector<std::string>& out, std::size_t& bytes);
 
-    std::shared_ptr<const config::rules::RuleSet> m_rules;
-    std::vector<std::string> m_definitions;
+    std::shared_ptr<const RulesSource> m_source;
+    std::shared_ptr<const RulesVersion> m_rules;  // the version of the last checkpoint started
+    std::vector<std::string> m_definitions;       // its bucket definitions (the checkpoints' streams)
     auth::VerifiedToken m_token;
     protocol::wire::SyncRequest m_request;
     config::rules::Request m_rules_request;

@@ -13,8 +13,9 @@ protocol::Result<std::vector<storage::StoredOp>> ReaderStorage::read_ops(const s
     return m_reader->read_ops(bucket, after, up_to, limit);
 }
 
-protocol::Result<std::vector<std::vector<std::string>>> ReaderStorage::lookup(std::span<const std::string> keys) {
-    return m_reader->lookup(keys);
+protocol::Result<std::vector<std::vector<std::string>>> ReaderStorage::lookup(std::span<const std::string> keys,
+                                                                              std::int64_t rules_version) {
+    return m_reader->lookup(keys, rules_version);
 }
 
 protocol::Result<std::optional<std::int64_t>> ReaderStorage::write_checkpoint(const std::string& user_id,

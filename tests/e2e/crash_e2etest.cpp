@@ -1,11 +1,15 @@
-// Crash safety of the real `sluice` binary: killed with SIGKILL in the middle of the initial snapshot
-// and in the middle of streaming a random workload, then restarted; once it has caught up, every
-// user's rows in bucket storage equal the rules' queries run on the source (nothing lost, nothing
-// twice, no row left in a bucket it moved out of).
+// Crash safety of the real `sluice` binary: killed with SIGKILL in the middle of the initial snapshot,
+// in the middle of streaming a random workload, during a large write burst, and during and after a
+// rules-version switch, then restarted; once it has caught up, every user's rows in bucket storage
+// equal the rules' queries run on the source (nothing lost, nothing twice, no row left in a bucket it
+// moved out of), and storage equals a rebuild from scratch.
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
@@ -14,6 +18,7 @@
 #include "tests/support/demo_oracle.h"
 #include "tests/support/pg.h"
 #include "tests/support/process.h"
+#include "tests/support/storage_compare.h"
 
 namespace fs = std::filesystem;
 
@@ -33,13 +38,16 @@ struct Deployment {
     fs::path dir;
     std::string config;
 
-    explicit Deployment(const std::string& case_name) : name(case_name) {
-        source = sluice::test::fresh_database(suffixed(name, "_source"));
+    // A fresh source database with the demo schema, or `existing_source` as it is.
+    explicit Deployment(const std::string& case_name, const std::string& existing_source = "") : name(case_name) {
+        source = existing_source.empty() ? sluice::test::fresh_database(suffixed(name, "_source")) : existing_source;
         storage_db = suffixed(suffixed("t_", name.c_str()), "_storage");
         dir = fs::temp_directory_path() / suffixed("sluice-crash-", name.c_str());
         sluice::test::exec_sql(sluice::test::pg_uri(), "DROP DATABASE IF EXISTS " + storage_db + " WITH (FORCE)");
         storage = sluice::test::with_database(sluice::test::pg_uri(), storage_db);
-        sluice::test::create_demo_schema(source);
+        if (existing_source.empty()) {
+            sluice::test::create_demo_schema(source);
+        }
         fs::remove_all(dir);
         fs::create_directories(dir);
         fs::copy_file(fs::path(SLUICE_SOURCE_DIR) / "deploy" / "demo" / "sync-rules.yaml", dir / "sync-rules.yaml");
@@ -136,6 +144,111 @@ TEST_CASE("SIGKILL while streaming a random workload, restart: storage converges
     CHECK(sluice::test::compare_every_user(*sluice::test::demo_rules(), d.storage, d.source) == "");
     sluice->send_signal(SIGTERM);
     CHECK(sluice->wait_exit() == 0);
+}
+
+TEST_CASE("SIGKILL during a large write burst, restart: storage equals a rebuild from scratch") {
+    Deployment d("crash_burst");
+    sluice::test::DemoWorkload workload(d.source, 13);
+    workload.run(100);
+    auto sluice = d.start();
+    REQUIRE(d.wait_until("SELECT snapshot_done FROM sluice.replication_state"));
+    // The burst: large transactions (inserts, then moves of every burst row to another list and so
+    // to other buckets) racing many small ones.
+    sluice::test::exec_sql(d.source, "INSERT INTO lists VALUES ('burst1', 'u2', 'b1'), ('burst2', 'u3', 'b2') "
+                                     "ON CONFLICT DO NOTHING");
+    std::thread large([&] {
+        for (int i = 0; i < 4; ++i) {
+            sluice::test::exec_sql(
+                d.source, fmt::format("INSERT INTO todos (id, list_id, description) SELECT 'burst{}_' || g, 'burst1', "
+                                      "'item ' || g FROM generate_series(1, 5000) g",
+                                      i));
+        }
+        sluice::test::exec_sql(d.source, "UPDATE todos SET list_id = 'burst2' WHERE list_id = 'burst1'");
+        sluice::test::exec_sql(d.source, "DELETE FROM todos WHERE id LIKE 'burst0_%'");
+    });
+    std::thread small([&] { workload.run(300); });
+    // Killed once part of the burst is stored, with the rest in flight.
+    REQUIRE(d.wait_until("SELECT count(*) >= 5000 FROM sluice.current_rows WHERE row_key LIKE '%burst%'"));
+    sluice->send_signal(SIGKILL);
+    CHECK(sluice->wait_exit() == 128 + SIGKILL);
+    sluice = d.start();
+    large.join();
+    small.join();
+    workload.insert_user("marker");
+    REQUIRE(sluice::test::wait_for_marker(d.storage, "marker"));
+    CHECK(sluice::test::compare_every_user(*sluice::test::demo_rules(), d.storage, d.source) == "");
+    sluice->send_signal(SIGTERM);
+    CHECK(sluice->wait_exit() == 0);
+
+    // The same source replicated from scratch into another storage holds the same.
+    Deployment rebuild("crash_burst_rebuild", d.source);
+    auto fresh = rebuild.start();
+    REQUIRE(sluice::test::wait_for_marker(rebuild.storage, "marker"));
+    CHECK(sluice::test::compare_storage(d.storage, 1, rebuild.storage, 1) == "");
+    fresh->send_signal(SIGTERM);
+    CHECK(fresh->wait_exit() == 0);
+    sluice::test::drop_replication_slots(d.source);
+}
+
+TEST_CASE("rules changed (SIGHUP): SIGKILL during the new version's build and after the switch, restart: it "
+          "switches, cleans up the old version and converges") {
+    Deployment d("crash_rules");
+    sluice::test::DemoWorkload workload(d.source, 14);
+    workload.run(300);
+    // Enough rows that the new version's snapshot takes many chunks: it is killed in the middle.
+    sluice::test::exec_sql(d.source,
+                           "INSERT INTO lists VALUES ('big', 'u1', 'big list') ON CONFLICT DO NOTHING; "
+                           "INSERT INTO todos (id, list_id, description) "
+                           "SELECT 'bulk' || g, 'big', 'item ' || g FROM generate_series(1, 3000) g");
+    auto sluice = d.start();
+    workload.insert_user("m1");
+    REQUIRE(sluice::test::wait_for_marker(d.storage, "m1"));
+    // The same rows, in other buckets: the demo's definitions renamed.
+    std::string rules;
+    {
+        std::ifstream in(d.dir / "sync-rules.yaml");
+        std::ostringstream text;
+        text << in.rdbuf();
+        rules = text.str();
+    }
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"user_lists:", "lists_of_user:"},
+                                   {"own_profile:", "profile:"}}) {
+        rules.replace(rules.find(from), from.size(), to);
+    }
+    std::ofstream(d.dir / "sync-rules.yaml") << rules;
+    sluice->send_signal(SIGHUP);
+    REQUIRE(d.wait_until("SELECT EXISTS (SELECT FROM sluice.snapshot_progress WHERE slot_name = 'crash_rules_slot_v2' "
+                         "AND rows_done > 0)"));
+    std::thread writer([&] { workload.run(100); });
+    sluice->send_signal(SIGKILL);
+    CHECK(sluice->wait_exit() == 128 + SIGKILL);
+    {
+        pqxx::connection c(d.storage);
+        pqxx::nontransaction tx(c);
+        CHECK(tx.exec1("SELECT state = 'building' FROM sluice.rules_versions WHERE id = 2")[0].as<bool>());
+    }
+    sluice = d.start();  // resumes the build: the file holds the new rules
+    REQUIRE(d.wait_until("SELECT state = 'active' FROM sluice.rules_versions WHERE id = 2"));
+    sluice->send_signal(SIGKILL);  // well within the cleanup grace period
+    CHECK(sluice->wait_exit() == 128 + SIGKILL);
+    writer.join();
+    {
+        pqxx::connection c(d.storage);
+        pqxx::nontransaction tx(c);
+        CHECK(tx.exec1("SELECT state = 'retired' FROM sluice.rules_versions WHERE id = 1")[0].as<bool>());
+    }
+    sluice = d.start();  // finishes the cleanup
+    REQUIRE(d.wait_until("SELECT cleaned_at IS NOT NULL FROM sluice.rules_versions WHERE id = 1"));
+    CHECK(d.wait_until("SELECT NOT EXISTS (SELECT FROM sluice.ops WHERE bucket NOT LIKE '2#%')"));
+    workload.run(50);
+    workload.insert_user("m2");
+    REQUIRE(sluice::test::wait_for_marker(d.storage, "m2", 120, "2#profile"));
+    auto compiled = sluice::config::rules::RuleSet::compile(rules, "sync-rules.yaml", {"2#"});
+    REQUIRE(compiled.rules);
+    CHECK(sluice::test::compare_every_user(*compiled.rules, d.storage, d.source) == "");
+    sluice->send_signal(SIGTERM);
+    CHECK(sluice->wait_exit() == 0);
+    sluice::test::drop_replication_slots(d.source);
 }
 
 TEST_CASE("Postgres restarts under a running sluice: it reconnects and converges") {

@@ -8,9 +8,10 @@ namespace {
 
 class StorageLookups : public config::rules::LookupSource {
 public:
-    explicit StorageLookups(storage::BucketReader& reader) : m_reader(reader) {}
+    StorageLookups(storage::BucketReader& reader, std::int64_t rules_version)
+        : m_reader(reader), m_rules_version(rules_version) {}
     std::vector<std::vector<std::string>> lookup(std::span<const std::string> keys) override {
-        auto r = m_reader.lookup(keys);
+        auto r = m_reader.lookup(keys, m_rules_version);
         if (!r) {
             throw std::runtime_error(r.status().to_string());
         }
@@ -19,6 +20,7 @@ public:
 
 private:
     storage::BucketReader& m_reader;
+    std::int64_t m_rules_version;
 };
 
 }  // namespace
@@ -30,7 +32,7 @@ ClientRows client_view(const config::rules::RuleSet& rules, storage::BucketReade
     }
     const auto up_to = checkpoint.value()->op_id;
     auto request = config::rules::Request::from_json(R"({"sub":")" + user_id + R"("})", "");
-    StorageLookups lookups(reader);
+    StorageLookups lookups(reader, checkpoint.value()->rules_version);
     auto resolution = rules.resolve_buckets(request.value(), lookups);
     if (!resolution) {
         throw std::runtime_error(resolution.status().to_string());
@@ -46,6 +48,10 @@ ClientRows client_view(const config::rules::RuleSet& rules, storage::BucketReade
                 throw std::runtime_error(ops.status().to_string());
             }
             for (auto& op : ops.value()) {
+                if (op.op == 4) {  // CLEAR: everything before it is gone
+                    state.clear();
+                    continue;
+                }
                 state[{op.object_type, op.object_id, op.subkey}] = op.op == 1 ? op.data : std::nullopt;
                 after = op.op_id;
             }

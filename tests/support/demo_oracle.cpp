@@ -190,12 +190,13 @@ void DemoWorkload::one(pqxx::work& tx) {
 }
 
 
-bool wait_for_marker(const std::string& storage_uri, const std::string& marker, int seconds) {
+bool wait_for_marker(const std::string& storage_uri, const std::string& marker, int seconds,
+                     const std::string& profile_bucket) {
     auto reader = storage::BucketReader::open(storage_uri);
     if (!reader) {
         return false;
     }
-    const auto bucket = "1#own_profile[\"" + marker + "\"]";
+    const auto bucket = profile_bucket + "[\"" + marker + "\"]";
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     while (std::chrono::steady_clock::now() < deadline) {
         auto checkpoint = reader.value()->latest_checkpoint();
@@ -222,6 +223,18 @@ std::string compare_every_user(const config::rules::RuleSet& rules, const std::s
         differences += compare_rows(u, oracle(source, u), project(client_view(rules, *reader.value(), u)));
     }
     return differences;
+}
+
+std::string compare_client(const protocol::wire::ClientState& client, const std::string& source_uri,
+                           const std::string& user) {
+    ClientRows rows;
+    for (const auto& [type, table] : client.tables()) {
+        for (const auto& [id, data] : table) {
+            rows[{type, id}] = data;
+        }
+    }
+    pqxx::connection source(source_uri);
+    return compare_rows(user, oracle(source, user), project(rows));
 }
 
 }  // namespace sluice::test

@@ -14,6 +14,7 @@
 #include <pqxx/transaction>
 
 #include "config/rules/rule_set.h"
+#include "protocol/wire/client_state.h"
 #include "tests/support/client_view.h"
 
 namespace sluice::test {
@@ -48,8 +49,10 @@ private:
     int m_counter = 0;
 };
 
-// Waits (polling, up to `seconds`) until storage has a checkpoint covering `marker`'s profile.
-[[nodiscard]] bool wait_for_marker(const std::string& storage_uri, const std::string& marker, int seconds = 120);
+// Waits (polling, up to `seconds`) until storage has a checkpoint covering `marker`'s profile, in
+// bucket `<profile_bucket>["<marker>"]` (the rules version's prefix and the profile definition).
+[[nodiscard]] bool wait_for_marker(const std::string& storage_uri, const std::string& marker, int seconds = 120,
+                                   const std::string& profile_bucket = "1#own_profile");
 
 // (table, id) -> the fields the oracle compares ("name|owner_id" for lists, "description|list_id" for
 // todos, "name" for users).
@@ -64,5 +67,9 @@ using OracleRows = std::map<std::pair<std::string, std::string>, std::string>;
 // "" when every demo user's client view equals the rules' queries on the source; otherwise what differs.
 [[nodiscard]] std::string compare_every_user(const config::rules::RuleSet& rules, const std::string& storage_uri,
                                              const std::string& source_uri);
+
+// "" when the rows a client model shows equal the rules' queries on the source for `user`.
+[[nodiscard]] std::string compare_client(const protocol::wire::ClientState& client, const std::string& source_uri,
+                                         const std::string& user);
 
 }  // namespace sluice::test

@@ -92,6 +92,24 @@ void drop_fresh_database(const std::string& prefix) {
     }
 }
 
+void drop_replication_slots(const std::string& uri) {
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+        tx.exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                "WHERE database = current_database() AND active_pid IS NOT NULL");
+        tx.exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE database = current_database() AND NOT active");
+        const bool left = tx.exec1("SELECT EXISTS (SELECT FROM pg_replication_slots WHERE database = current_database())")[0]
+                              .as<bool>();
+        if (!left || std::chrono::steady_clock::now() > deadline) {
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a terminated walsender exits: poll, with a deadline
+    }
+}
+
 void exec_sql(const std::string& uri, const std::string& sql) {
     pqxx::connection c(uri);
     pqxx::nontransaction tx(c);

@@ -21,6 +21,9 @@ namespace sluice::test {
 // number: a test that makes a slot should drop it when it ends). Call it after the sluice using the
 // database has stopped; a walsender still running is terminated.
 void drop_fresh_database(const std::string& prefix);
+// Drops every replication slot of the database at `uri` (ending walsenders still holding one): a
+// test that leaves slots behind uses up the cluster's max_replication_slots for the rest of the suite.
+void drop_replication_slots(const std::string& uri);
 
 // Runs SQL on the given database as the superuser (for fixtures).
 void exec_sql(const std::string& uri, const std::string& sql);

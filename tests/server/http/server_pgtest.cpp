@@ -88,7 +88,7 @@ struct Stack {
         replicator = std::make_unique<sluice::app::Replicator>(rc);
         replicator_thread = std::thread([this] { (void)replicator->run(stop); });
         listener = std::make_unique<sluice::storage::CheckpointListener>(
-            storage, [hub = hub](std::int64_t op_id) { hub->publish(op_id); });
+            storage, [hub = hub](const sluice::storage::ActiveCheckpoint& c) { hub->publish(c.op_id); });
 
         sluice::config::AuthConfig auth;
         auth.audience = {"sluice-test"};
@@ -98,7 +98,7 @@ struct Stack {
         auto verifier = sluice::auth::TokenVerifier::create(auth, unix_now);
         REQUIRE(verifier);
         sluice::http::ServerDeps deps;
-        deps.rules = rules;
+        deps.rules = std::make_shared<const sluice::sync::RulesSource>(rules);
         deps.verifier = std::move(verifier).value();
         deps.storage = sluice::sync::StoragePool::for_conninfo(storage);
         deps.hub = hub;

@@ -247,16 +247,27 @@ TEST_CASE("a rolled-back batch leaves nothing, and a reopened writer continues t
 
 namespace {
 
-// A client's reduced state of one bucket: the ops with op_id <= `to` of `first`, then those above of `second`.
-std::map<std::string, std::string> reduce(const std::vector<StoredOp>& first, const std::vector<StoredOp>& second,
-                                          std::int64_t to) {
-    std::map<std::string, std::string> state;
+// A client that applied the ops of `first` up to op_id `to`, then the ops of `second` above it: its
+// reduced rows ("type/id/subkey" -> data) and its checksum, computed the way a PowerSync client does
+// (a CLEAR drops the bucket's rows and sets the checksum to its own).
+struct Reduced {
+    std::map<std::string, std::string> rows;
+    std::uint32_t checksum = 0;
+    bool operator==(const Reduced&) const = default;
+};
+
+Reduced reduce_bucket(const std::vector<StoredOp>& first, const std::vector<StoredOp>& second, std::int64_t to) {
+    Reduced state;
     auto apply = [&](const StoredOp& op) {
         const auto key = op.object_type + "/" + op.object_id + "/" + op.subkey;
+        state.checksum += op.checksum;
         if (op.op == 1) {
-            state[key] = *op.data;
+            state.rows[key] = *op.data;
         } else if (op.op == 2) {
-            state.erase(key);
+            state.rows.erase(key);
+        } else if (op.op == 4) {
+            state.rows.clear();
+            state.checksum = op.checksum;
         }
     };
     for (const auto& op : first) {
@@ -277,62 +288,92 @@ std::map<std::string, std::string> reduce(const std::vector<StoredOp>& first, co
 TEST_CASE("compaction keeps every bucket's checksums and every client's reduced state, for random op logs") {
     const auto uri = migrated_database("bucket_compaction");
     Store s(uri);
+    pqxx::connection c(uri);
     std::mt19937 random(77);
     auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(random); };
     const std::vector<std::string> buckets{"b[0]", "b[1]", "b[2]", "global[]"};
-    for (int step = 0; step < 400; ++step) {
-        const auto id = "r" + std::to_string(pick(25));
-        if (pick(5) == 0) {
-            s.remove(id);
-        } else {
-            std::vector<std::string> in{"global[]"};
-            in.push_back(buckets[static_cast<std::size_t>(pick(3))]);  // moves between b[*]
-            s.put(id, in);
+    // Per bucket: every op as written (never compacted), and the log as the last compaction left it.
+    std::map<std::string, std::vector<StoredOp>> history;
+    std::map<std::string, std::vector<StoredOp>> compacted;
+    std::int64_t moved = 0;
+    std::int64_t cleared = 0;
+    for (int round = 0; round < 4; ++round) {
+        INFO("round " << round);
+        const std::int64_t written_before = s.writer->last_op_id();
+        for (int step = 0; step < 300; ++step) {
+            const auto id = "r" + std::to_string(pick(25));
+            if (pick(4) == 0) {
+                s.remove(id);
+            } else {
+                std::vector<std::string> in;
+                if (round % 2 == 0 || pick(3) == 0) {  // odd rounds empty global[] mostly: long removable prefixes
+                    in.push_back("global[]");
+                }
+                in.push_back(buckets[static_cast<std::size_t>(pick(3))]);  // moves between b[*]
+                s.put(id, in);
+            }
+            if (pick(7) == 0) {
+                s.commit(static_cast<std::uint64_t>(round * 1000 + step + 1));
+            }
         }
-        if (pick(7) == 0) {
-            s.commit(static_cast<std::uint64_t>(step + 1));
+        if (round % 2 == 1) {  // everything leaves b[0]: the whole bucket is removable
+            for (int r = 0; r < 25; ++r) {
+                s.put("r" + std::to_string(r), {"b[1]"});
+            }
         }
-    }
-    const auto checkpoint = s.commit(1000);
-    std::map<std::string, std::vector<StoredOp>> before;
-    for (const auto& b : buckets) {
-        before[b] = s.ops(b);
-    }
-    auto sums_before = s.reader->checksums(buckets, checkpoint);
-    REQUIRE(sums_before.is_ok());
+        const auto checkpoint = s.commit(static_cast<std::uint64_t>(round * 1000 + 999));
+        for (const auto& b : buckets) {
+            for (const auto& op : s.ops(b, written_before)) {
+                history[b].push_back(op);
+                compacted[b].push_back(op);
+            }
+        }
+        auto sums_before = s.reader->checksums(buckets, checkpoint);
+        REQUIRE(sums_before.is_ok());
 
-    pqxx::connection c(uri);
-    auto report = sluice::storage::compact(c);
-    REQUIRE(report.is_ok());
-    CHECK(report->moved > 0);
+        auto report = sluice::storage::compact(c);
+        REQUIRE(report.is_ok());
+        moved += report->moved;
+        cleared += report->cleared;
 
-    auto sums_after = s.reader->checksums(buckets, checkpoint);
-    REQUIRE(sums_after.is_ok());
-    CHECK(sums_after.value().size() == sums_before.value().size());
-    for (const auto& b : buckets) {
-        INFO(b);
-        const auto after = s.ops(b);
-        REQUIRE(after.size() == before[b].size());
-        std::uint32_t sum = 0;
-        for (std::size_t i = 0; i < after.size(); ++i) {
-            CHECK(after[i].op_id == before[b][i].op_id);
-            CHECK(after[i].checksum == before[b][i].checksum);
-            sum += after[i].checksum;
+        auto sums_after = s.reader->checksums(buckets, checkpoint);
+        REQUIRE(sums_after.is_ok());
+        CHECK(sums_after.value().size() == sums_before.value().size());
+        for (const auto& b : buckets) {
+            INFO(b);
+            const auto after = s.ops(b);
+            std::uint32_t sum = 0;
+            for (const auto& op : after) {
+                sum += op.checksum;
+            }
+            CHECK(sum == sums_before.value().at(b).checksum);
+            CHECK(sums_after.value().at(b).checksum == sums_before.value().at(b).checksum);
+            CHECK(sums_after.value().at(b).count == static_cast<std::int64_t>(after.size()));
+            // A client that synced up to any op (of the original log, or of the log as the previous
+            // compaction left it), then downloads the rest after this compaction, ends where a client
+            // that never saw compaction ends: same rows, same checksum.
+            const auto expected = reduce_bucket(history[b], {}, INT64_MAX);
+            CHECK(expected.checksum == sums_before.value().at(b).checksum);
+            CHECK(reduce_bucket(after, {}, INT64_MAX) == expected);
+            CHECK(reduce_bucket(history[b], after, 0) == expected);
+            for (const auto& op : history[b]) {
+                CHECK(reduce_bucket(history[b], after, op.op_id) == expected);
+                CHECK(reduce_bucket(compacted[b], after, op.op_id) == expected);
+            }
+            compacted[b] = after;
         }
-        CHECK(sum == sums_before.value().at(b).checksum);
-        CHECK(sums_after.value().at(b).checksum == sums_before.value().at(b).checksum);
-        // A client that synced up to any op, then downloads the rest after compaction, ends where a
-        // client that never saw compaction ends.
-        const auto expected = reduce(before[b], {}, INT64_MAX);
-        CHECK(reduce(after, {}, INT64_MAX) == expected);
-        for (const auto& op : before[b]) {
-            CHECK(reduce(before[b], after, op.op_id) == expected);
-        }
+        // Compacting again finds nothing new.
+        auto again = sluice::storage::compact(c);
+        REQUIRE(again.is_ok());
+        CHECK(again->moved == 0);
+        CHECK(again->cleared == 0);
     }
-    // Compacting again finds nothing new.
-    auto again = sluice::storage::compact(c);
-    REQUIRE(again.is_ok());
-    CHECK(again->moved == 0);
+    CHECK(moved > 0);
+    CHECK(cleared > 0);
+    // b[0] was emptied last: it is one CLEAR op now.
+    const auto b0 = s.ops("b[0]");
+    REQUIRE(b0.size() == 1);
+    CHECK(b0.front().op == 4);
 }
 
 TEST_CASE("write checkpoints: delivered with the first checkpoint past their LSN, one of their own when no op was written") {

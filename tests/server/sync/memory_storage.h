@@ -113,7 +113,8 @@ public:
         }
         return out;
     }
-    protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys) override {
+    protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys,
+                                                                  std::int64_t /*rules_version*/) override {
         std::vector<std::vector<std::string>> out(keys.size());
         for (std::size_t i = 0; i < keys.size(); ++i) {
             for (const auto& [row, entries] : m_lookups) {
