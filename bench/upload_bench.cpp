@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
         uo.source_conninfo = source;
         uo.storage_conninfo = storage;
         sluice::http::ServerDeps deps;
-        deps.rules = compiled.rules;
+        deps.rules = std::make_shared<const sluice::sync::RulesSource>(compiled.rules);
         deps.verifier = std::make_shared<BenchVerifier>();
         deps.storage = sluice::sync::StoragePool::for_conninfo(storage);
         deps.hub = std::make_shared<sluice::sync::CheckpointHub>();
