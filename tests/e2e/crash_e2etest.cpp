@@ -156,15 +156,18 @@ TEST_CASE("SIGKILL during a large write burst, restart: storage equals a rebuild
     // to other buckets) racing many small ones.
     sluice::test::exec_sql(d.source, "INSERT INTO lists VALUES ('burst1', 'u2', 'b1'), ('burst2', 'u3', 'b2') "
                                      "ON CONFLICT DO NOTHING");
+    // Each large statement first takes a table lock that waits for the small writers and holds them
+    // off: a large UPDATE and the workload's every-todo UPDATE would otherwise deadlock.
+    const std::string lock = "LOCK TABLE todos IN SHARE ROW EXCLUSIVE MODE; ";
     std::thread large([&] {
         for (int i = 0; i < 4; ++i) {
-            sluice::test::exec_sql(
-                d.source, fmt::format("INSERT INTO todos (id, list_id, description) SELECT 'burst{}_' || g, 'burst1', "
-                                      "'item ' || g FROM generate_series(1, 5000) g",
-                                      i));
+            sluice::test::exec_sql(d.source, lock + fmt::format("INSERT INTO todos (id, list_id, description) SELECT "
+                                                                "'burst{}_' || g, 'burst1', 'item ' || g FROM "
+                                                                "generate_series(1, 5000) g",
+                                                                i));
         }
-        sluice::test::exec_sql(d.source, "UPDATE todos SET list_id = 'burst2' WHERE list_id = 'burst1'");
-        sluice::test::exec_sql(d.source, "DELETE FROM todos WHERE id LIKE 'burst0_%'");
+        sluice::test::exec_sql(d.source, lock + "UPDATE todos SET list_id = 'burst2' WHERE list_id = 'burst1'");
+        sluice::test::exec_sql(d.source, lock + "DELETE FROM todos WHERE id LIKE 'burst0_%'");
     });
     std::thread small([&] { workload.run(300); });
     // Killed once part of the burst is stored, with the rest in flight.
