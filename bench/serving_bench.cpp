@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -506,6 +507,14 @@ void phase_fanout(std::size_t clients, int probes) {
         std::vector<double> latencies_ms;  // one per client
     };
     Probe probe;
+    // When the hub heard of each checkpoint: splits the latency into replication and serving.
+    std::mutex published_mutex;
+    std::vector<std::pair<std::int64_t, Clock::time_point>> published;
+    auto subscription = hub->subscribe([&](std::int64_t op_id) {
+        std::lock_guard lock(published_mutex);
+        published.emplace_back(op_id, Clock::now());
+    });
+    std::vector<double> replication_ms;
     std::size_t synced = 0;
     std::vector<char> client_synced(clients, 0);
     WsSwarm swarm(server->port(), mint_token("fan"), kSyncRequest, [&](std::size_t client, std::string_view message) {
@@ -529,12 +538,22 @@ void phase_fanout(std::size_t clients, int probes) {
     }
     pqxx::connection writer(source);
     std::vector<double> all;
+    auto cpu_ms = [] {
+        rusage usage{};
+        ::getrusage(RUSAGE_SELF, &usage);
+        return (static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
+                static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3);
+    };
+    const double cpu_start = cpu_ms();
     for (int p = 0; p < probes; ++p) {
         probe.id = fmt::format(R"("object_id":"probe-{}")", p);
         probe.seen.assign(clients, 0);
         probe.latencies_ms.clear();
         {
             pqxx::work tx(writer);
+            // As in production: the commit flushes WAL, so the WAL sender sends it at once (the private
+            // cluster runs with synchronous_commit off, which delays it up to wal_writer_delay).
+            tx.exec0("SET LOCAL synchronous_commit = on");
             tx.exec_params0("INSERT INTO items VALUES ($1, 'owner-0', repeat('x', 64))", fmt::format("probe-{}", p));
             tx.commit();
         }
@@ -542,12 +561,33 @@ void phase_fanout(std::size_t clients, int probes) {
         if (!swarm.poll_until([&] { return probe.latencies_ms.size() == clients; }, Clock::now() + std::chrono::seconds(60))) {
             throw std::runtime_error(fmt::format("probe {} reached {} of {} clients", p, probe.latencies_ms.size(), clients));
         }
+        {
+            std::lock_guard lock(published_mutex);
+            for (const auto& [op_id, at] : published) {
+                if (at >= probe.committed) {
+                    replication_ms.push_back(std::chrono::duration<double, std::milli>(at - probe.committed).count());
+                    break;
+                }
+            }
+            published.clear();
+        }
         all.insert(all.end(), probe.latencies_ms.begin(), probe.latencies_ms.end());
         swarm.poll(std::chrono::milliseconds(100));  // a pause between probes
     }
     std::sort(all.begin(), all.end());
     auto pct = [&](double q) { return all[std::min(all.size() - 1, static_cast<std::size_t>(q * static_cast<double>(all.size())))]; };
-    fmt::print("  ({} probes x {} clients; min {:.1f} ms, max {:.1f} ms)\n", probes, clients, all.front(), all.back());
+    const double cpu_per_probe = (cpu_ms() - cpu_start) / probes;
+    fmt::print("  (this process, server and clients, used {:.1f} ms of CPU per probe; load average {})\n", cpu_per_probe,
+               [] {
+                   std::ifstream in("/proc/loadavg");
+                   std::string first;
+                   in >> first;
+                   return first;
+               }());
+    std::sort(replication_ms.begin(), replication_ms.end());
+    fmt::print("  ({} probes x {} clients; min {:.1f} ms, max {:.1f} ms; commit to checkpoint in the hub: median {:.1f} ms)\n",
+               probes, clients, all.front(), all.back(),
+               replication_ms.empty() ? -1.0 : replication_ms[replication_ms.size() / 2]);
     print_row(fmt::format("commit to checkpoint_complete at {} WebSocket clients, p50", clients),
               fmt::format("{:.1f} ms", pct(0.50)), "", true);
     print_row(fmt::format("commit to checkpoint_complete at {} WebSocket clients, p99", clients),

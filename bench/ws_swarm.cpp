@@ -145,6 +145,9 @@ void WsSwarm::read(std::size_t index) {
             break;
         }
         client.in.append(buffer, static_cast<std::size_t>(n));
+        if (static_cast<std::size_t>(n) < sizeof buffer) {
+            break;  // a short read drained the socket: no need to see EAGAIN (edge-triggered is still satisfied)
+        }
     }
     if (client.state == State::kUpgrading || client.state == State::kConnecting) {
         const auto end = client.in.find("\r\n\r\n");

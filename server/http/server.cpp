@@ -701,6 +701,9 @@ net::awaitable<void> accept_loop(Shared& shared, tcp::acceptor& acceptor, net::i
             continue;
         }
         shared.stats.connections_total++;
+        // Lines are small and latency matters: no Nagle delay (a line held for the client's delayed ACK).
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         auto executor = socket.get_executor();
         net::co_spawn(executor, connection(shared, std::move(socket)), log_failure);
     }

@@ -1,5 +1,9 @@
 // The WebSocket endpoint GET /sync/ws: the same server lines as text frames, and the client
 // messages sync_request, token, update_subscriptions, upload (protocol/README.md, "WebSocket").
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
@@ -115,6 +119,12 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
     }
 }
 
+// TCP_CORK on or off: while on, the kernel holds partial segments until it is turned off.
+void set_cork(int fd, bool on) {
+    const int value = on ? 1 : 0;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+}
+
 // Admission before the upgrade: the verified token and a connection slot, or why not. A plain
 // function on purpose: g++ 12 destroys non-trivial locals declared in branches of a coroutine twice.
 struct Admission {
@@ -188,13 +198,20 @@ net::awaitable<void> run_websocket(Shared& shared, websocket::stream<Stream> ws,
     auto pump = std::make_shared<Pump>(
         shared, executor,
         [&ws](std::deque<std::string>& lines) -> net::awaitable<beast::error_code> {
+            // One frame per line; corked, so a batch (a diff, its data and checkpoint_complete) leaves
+            // in as few TCP segments as it fills rather than one each.
+            const int fd = beast::get_lowest_layer(ws).socket().native_handle();
+            set_cork(fd, lines.size() > 1);
+            beast::error_code ec;
             for (const auto& line : lines) {
-                auto [ec, n] = co_await ws.async_write(net::buffer(line), kTuple);
+                auto [wec, n] = co_await ws.async_write(net::buffer(line), kTuple);
+                ec = wec;
                 if (ec) {
-                    co_return ec;
+                    break;
                 }
             }
-            co_return beast::error_code{};
+            set_cork(fd, false);
+            co_return ec;
         },
         [&ws] {
             beast::error_code ignored;
