@@ -247,7 +247,9 @@ TEST_CASE("A client that stops reading is closed as too slow (SL5011) - other cl
     REQUIRE(::send(slow, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
     Stack::wait_until([&] { return stack.server->stats().sessions_active.load() == 2; }, "the slow session");
 
-    // ~12 MB for u1: far more than the socket buffers and the 1 MB session queue hold.
+    // ~12 MB for u1: far more than the socket buffers and the 1 MB session queue hold. Lines are at
+    // most ~256 KB (SessionLimits::line_bytes) and the session produces more only while its queue is
+    // under half full, so the queue never overflows: the slow client is closed by the stall timer.
     sluice::test::exec_sql(stack.source,
                            "INSERT INTO todos (id, list_id, description) "
                            "SELECT 'big' || g, 'l1', repeat(md5(g::text), 125) FROM generate_series(1, 3000) g");
