@@ -114,7 +114,7 @@ protocol::Result<std::optional<std::int64_t>> BucketReader::write_checkpoint(con
                                                                            const std::string& client_id,
                                                                            std::int64_t checkpoint_op_id) {
     return guarded<std::optional<std::int64_t>>("reading the write checkpoint", [&] {
-        pqxx::read_transaction tx(m_impl->connection);
+        pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
         auto result = tx.exec_params(
             "SELECT max(checkpoint) FROM sluice.write_checkpoints "
             "WHERE user_id = $1 AND client_id = $2 AND op_id IS NOT NULL AND op_id <= $3",

@@ -66,7 +66,7 @@ private:
 };
 
 // A SyncStorage that reads through a ReadCache (lookups go straight to storage: they are not
-// versioned by checkpoint).
+// versioned by checkpoint; write checkpoints too: they are per client).
 class CachedStorage final : public SyncStorage {
 public:
     CachedStorage(SyncStorage& storage, ReadCache& cache) : m_storage(storage), m_cache(cache) {}
@@ -80,6 +80,11 @@ public:
     }
     protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys) override {
         return m_storage.lookup(keys);
+    }
+    protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
+                                                                   const std::string& client_id,
+                                                                   std::int64_t checkpoint_op_id) override {
+        return m_storage.write_checkpoint(user_id, client_id, checkpoint_op_id);
     }
 
 private:

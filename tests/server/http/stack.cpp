@@ -58,6 +58,7 @@ Stack::Stack(const std::string& name, http::ServerOptions options) {
     rc.source_conninfo = source;
     rc.storage_conninfo = storage;
     rc.slot = name + "_slot";
+    m_slot = rc.slot;
     rc.publication = name + "_pub";
     rc.rules = rules;
     replicator = std::make_unique<app::Replicator>(rc);
@@ -89,6 +90,17 @@ Stack::~Stack() {
     listener.reset();
     stop = true;
     replicator_thread.join();
+    // Free the replication slot (the suite's cluster has max_replication_slots for its tests at once,
+    // not for every slot ever made); its WAL sender may take a moment to exit.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        try {
+            exec_sql(source, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '" +
+                                 m_slot + "'");
+            return;
+        } catch (const std::exception&) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the slot is still active: retry, bounded
+        }
+    }
 }
 
 std::string request_body(const protocol::wire::ClientState& client) {

@@ -45,6 +45,11 @@ struct Stack {
     Stack& operator=(const Stack&) = delete;
     [[nodiscard]] std::uint16_t port() const { return server->port(); }
 
+private:
+    std::string m_slot;
+
+public:
+
     template <typename F>
     static void wait_until(F condition, const char* what) {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
