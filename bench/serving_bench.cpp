@@ -166,7 +166,7 @@ std::unique_ptr<sluice::http::Server> start_server(const std::string& storage,
         throw std::runtime_error(verifier.status().to_string());
     }
     sluice::http::ServerDeps deps;
-    deps.rules = bench_rules();
+    deps.rules = std::make_shared<const sluice::sync::RulesSource>(bench_rules());
     deps.verifier = std::move(verifier).value();
     deps.storage = sluice::sync::StoragePool::for_conninfo(storage);
     deps.hub = std::move(hub);
@@ -494,7 +494,8 @@ void phase_fanout(std::size_t clients, int probes, bool with_client_id) {
         }
     });
     auto hub = std::make_shared<sluice::sync::CheckpointHub>();
-    sluice::storage::CheckpointListener listener(storage, [hub](std::int64_t op_id) { hub->publish(op_id); });
+    sluice::storage::CheckpointListener listener(
+        storage, [hub](const sluice::storage::ActiveCheckpoint& c) { hub->publish(c.op_id); });
     sluice::http::ServerOptions options;
     options.max_connections = clients + 100;
     options.max_connections_per_user = clients + 100;

@@ -78,8 +78,9 @@ public:
                                                              std::int64_t up_to, std::size_t limit) override {
         return m_cache.read_ops(m_storage, bucket, after, up_to, limit);
     }
-    protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys) override {
-        return m_storage.lookup(keys);
+    protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys,
+                                                                   std::int64_t rules_version) override {
+        return m_storage.lookup(keys, rules_version);
     }
     protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                    const std::string& client_id,
