@@ -1,5 +1,6 @@
 // The listener, HTTP sessions (probes, CORS preflight, POST /sync/stream as chunked NDJSON), the
 // session registry with its limits, and the Pump shared with WebSocket sessions (ws_session.cpp).
+// Sessions are templates over the transport: plain TCP, or TLS when server.tls is configured.
 // Spec: protocol/README.md ("HTTP", "Server lines", "Errors before streaming").
 #include "server/http/detail/connection.h"
 #include "server/http/embedded_pages.h"
@@ -37,6 +38,16 @@ bool iequals_prefix(std::string_view text, std::string_view prefix) {
 }
 
 }  // namespace
+
+void log_failure(const std::exception_ptr& e) {
+    if (e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            kLog.error("connection failed: {}", x.what());
+        }
+    }
+}
 
 std::int64_t Shared::now() const {
     if (deps.clock) {
@@ -160,6 +171,9 @@ void Pump::push(std::vector<std::string>& lines) {
     if (m_state == State::kClosed) {
         return;
     }
+    if (m_queued_bytes == 0 && !lines.empty()) {
+        m_last_progress = std::chrono::steady_clock::now();  // the stall clock starts when lines wait
+    }
     for (auto& line : lines) {
         if (m_ndjson) {
             line.push_back('\n');
@@ -248,7 +262,7 @@ net::awaitable<void> Pump::drive() {
                 continue;
             }
         }
-        if (!m_queue.empty()) {
+        if (m_queued_bytes > 0) {  // queued or being written (a batch in flight is no longer in m_queue)
             const auto stalled = std::chrono::steady_clock::now() - m_last_progress;
             if (stalled >= m_shared.options.stall_timeout) {
                 close_slow();
@@ -346,14 +360,16 @@ protocol::Result<auth::VerifiedToken> authenticate(Shared& shared, const Request
     return shared.deps.verifier->verify(authorization);
 }
 
-net::awaitable<bool> write_response(beast::tcp_stream& stream, Response& res) {
+template <class Stream>
+net::awaitable<bool> write_response(Stream& stream, Response& res) {
     const bool keep = res.keep_alive();
     auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
     co_return !ec && keep;
 }
 
 // POST /sync/stream: checks, the first step (so errors still get an HTTP status), then the stream.
-net::awaitable<void> sync_stream(Shared& shared, beast::tcp_stream& stream, const Request& request) {
+template <class Stream>
+net::awaitable<void> sync_stream(Shared& shared, Stream& stream, const Request& request) {
     if (!iequals_prefix(request[bhttp::field::content_type], "application/json")) {
         {
         auto r_ = error_response(shared, request,
@@ -425,7 +441,7 @@ net::awaitable<void> sync_stream(Shared& shared, beast::tcp_stream& stream, cons
     res.chunked(true);
     res.keep_alive(false);
     bhttp::response_serializer<bhttp::empty_body> serializer{res};
-    stream.expires_never();
+    beast::get_lowest_layer(stream).expires_never();
     auto [ec, n] = co_await bhttp::async_write_header(stream, serializer, kTuple);
     if (ec) {
         co_return;
@@ -444,8 +460,8 @@ net::awaitable<void> sync_stream(Shared& shared, beast::tcp_stream& stream, cons
         },
         [&stream] {
             beast::error_code ignored;
-            stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-            stream.socket().close(ignored);
+            beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+            beast::get_lowest_layer(stream).socket().close(ignored);
         },
         true);
     ConnectionGuard guard(shared, [executor, weak = std::weak_ptr<Pump>(pump)] {
@@ -457,7 +473,7 @@ net::awaitable<void> sync_stream(Shared& shared, beast::tcp_stream& stream, cons
     });
     pump->set_session(std::move(session), std::move(first));
     co_await pump->run();
-    if (stream.socket().is_open()) {
+    if (beast::get_lowest_layer(stream).socket().is_open()) {
         auto [lec, ln] = co_await net::async_write(stream, bhttp::make_chunk_last(), kTuple);
         (void)lec;
     }
@@ -522,7 +538,8 @@ Response operator_response(Shared& shared, const Request& request, std::string_v
 }
 
 // One request that is not a stream or a WebSocket. Returns whether to keep the connection.
-net::awaitable<bool> handle(Shared& shared, beast::tcp_stream& stream, const Request& request) {
+template <class Stream>
+net::awaitable<bool> handle(Shared& shared, Stream& stream, const Request& request) {
     const auto path = path_of(request.target());
     auto routed = co_await upload_route(shared, request);  // upload_routes.cpp
     if (routed) {
@@ -585,11 +602,27 @@ net::awaitable<bool> handle(Shared& shared, beast::tcp_stream& stream, const Req
     co_return co_await write_response(stream, res);
 }
 
-net::awaitable<void> connection(Shared& shared, tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+// Ends a connection that is not handed to a WebSocket session: TCP shutdown, or TLS close_notify first.
+net::awaitable<void> shut_down(PlainStream& stream) {
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    co_return;
+}
+
+net::awaitable<void> shut_down(TlsStream& stream) {
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+    auto [ec] = co_await stream.async_shutdown(kTuple);
+    (void)ec;  // a client that just closes is fine
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+// The requests of one connection, over either transport.
+template <class Stream>
+net::awaitable<void> serve(Shared& shared, Stream& stream) {
     beast::flat_buffer buffer;
     auto executor = co_await net::this_coro::executor;
-    auto alive = std::make_shared<beast::tcp_stream*>(&stream);  // the abort below may run after this frame ends
+    auto alive = std::make_shared<beast::tcp_stream*>(&beast::get_lowest_layer(stream));  // the abort below may run after this frame ends
     std::optional<ConnectionGuard> guard;
     guard.emplace(shared, [executor, weak = std::weak_ptr<beast::tcp_stream*>(alive)] {
         net::post(executor, [weak] {
@@ -603,7 +636,7 @@ net::awaitable<void> connection(Shared& shared, tcp::socket socket) {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.body_limit(shared.options.max_message_bytes);
         parser.header_limit(64 * 1024);
-        stream.expires_after(std::chrono::seconds(60));
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
         auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
         if (ec == bhttp::error::body_limit) {
             Request stub;
@@ -624,15 +657,38 @@ net::awaitable<void> connection(Shared& shared, tcp::socket socket) {
         Request request = parser.release();
         if (beast::websocket::is_upgrade(request) && path_of(request.target()) == "/sync/ws") {
             guard.reset();  // the WebSocket session registers its own
-            co_await run_websocket(shared, std::move(stream), std::move(request));
+            start_websocket(shared, std::move(stream), std::move(request));
             co_return;
         }
         if (!co_await handle(shared, stream, request)) {
             break;
         }
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    co_await shut_down(stream);
+}
+
+net::awaitable<void> serve_plain(Shared& shared, tcp::socket socket) {
+    PlainStream stream(std::move(socket));
+    co_await serve(shared, stream);
+}
+
+net::awaitable<void> serve_tls(Shared& shared, tcp::socket socket) {
+    TlsStream stream(std::move(socket), *shared.tls);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+    auto [ec] = co_await stream.async_handshake(net::ssl::stream_base::server, kTuple);
+    if (ec) {
+        kLog.debug("TLS handshake failed: {}", ec.message());
+        co_return;
+    }
+    co_await serve(shared, stream);
+}
+
+net::awaitable<void> connection(Shared& shared, tcp::socket socket) {
+    if (shared.tls) {
+        co_await serve_tls(shared, std::move(socket));
+    } else {
+        co_await serve_plain(shared, std::move(socket));
+    }
 }
 
 net::awaitable<void> accept_loop(Shared& shared, tcp::acceptor& acceptor, net::io_context& ioc) {
@@ -645,16 +701,11 @@ net::awaitable<void> accept_loop(Shared& shared, tcp::acceptor& acceptor, net::i
             continue;
         }
         shared.stats.connections_total++;
+        // Lines are small and latency matters: no Nagle delay (a line held for the client's delayed ACK).
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         auto executor = socket.get_executor();
-        net::co_spawn(executor, connection(shared, std::move(socket)), [](const std::exception_ptr& e) {
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& x) {
-                    kLog.error("connection failed: {}", x.what());
-                }
-            }
-        });
+        net::co_spawn(executor, connection(shared, std::move(socket)), log_failure);
     }
 }
 
@@ -667,6 +718,8 @@ ServerOptions options_from_config(const config::Config& config) {
     o.port = static_cast<std::uint16_t>(config.server.port);
     o.cors_origins = config.server.cors_origins;
     o.demo_page = config.server.demo_page;
+    o.tls_cert_file = config.server.tls.cert_file;
+    o.tls_key_file = config.server.tls.key_file;
     o.max_message_bytes = static_cast<std::size_t>(config.limits.max_message_bytes);
     o.session_queue_bytes = static_cast<std::size_t>(config.limits.session_queue_bytes);
     o.max_connections = static_cast<std::size_t>(config.limits.max_connections);
@@ -688,9 +741,47 @@ struct Server::Impl {
     Impl(ServerOptions o, ServerDeps d) : shared(std::move(o), std::move(d)), ioc(static_cast<int>(shared.options.io_threads)) {}
 };
 
+namespace {
+
+// The TLS context for server.tls: the certificate chain and key, TLS 1.2 and newer.
+protocol::Status load_tls(detail::Shared& shared) {
+    const auto& o = shared.options;
+    if (o.tls_cert_file.empty() && o.tls_key_file.empty()) {
+        return protocol::Status::ok();
+    }
+    namespace ssl = detail::net::ssl;
+    auto& context = shared.tls.emplace(ssl::context::tls_server);
+    context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                        ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    detail::beast::error_code ec;
+    context.use_certificate_chain_file(o.tls_cert_file, ec);
+    if (ec) {
+        shared.tls.reset();
+        return {protocol::ErrorCode::kConfigInvalidValue,
+                fmt::format("server.tls.cert_file '{}': {} (give a PEM certificate chain, server certificate first)",
+                            o.tls_cert_file, ec.message())};
+    }
+    context.use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
+    if (!ec && SSL_CTX_check_private_key(context.native_handle()) != 1) {
+        ec = detail::beast::error_code(static_cast<int>(::ERR_get_error()), detail::net::error::get_ssl_category());
+    }
+    if (ec) {
+        shared.tls.reset();
+        return {protocol::ErrorCode::kConfigInvalidValue,
+                fmt::format("server.tls.key_file '{}': {} (give the unencrypted PEM private key of the certificate)",
+                            o.tls_key_file, ec.message())};
+    }
+    return protocol::Status::ok();
+}
+
+}  // namespace
+
 protocol::Result<std::unique_ptr<Server>> Server::start(ServerOptions options, ServerDeps deps) {
     auto impl = std::make_unique<Impl>(std::move(options), std::move(deps));
     auto& o = impl->shared.options;
+    if (auto status = load_tls(impl->shared); !status) {
+        return status;
+    }
     detail::beast::error_code ec;
     auto address = detail::net::ip::make_address(o.listen_address, ec);
     if (ec) {
@@ -714,7 +805,8 @@ protocol::Result<std::unique_ptr<Server>> Server::start(ServerOptions options, S
     for (std::size_t i = 0; i < std::max<std::size_t>(1, o.io_threads); ++i) {
         impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
     }
-    detail::kLog.info("listening on {}:{}", o.listen_address, impl->acceptor.local_endpoint().port());
+    detail::kLog.info("listening on {}:{} ({})", o.listen_address, impl->acceptor.local_endpoint().port(),
+                      impl->shared.tls ? "HTTPS and WSS" : "plain HTTP and WS");
     return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

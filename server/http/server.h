@@ -33,6 +33,9 @@ struct ServerOptions {
     std::size_t max_upload_ops = 1000;  // limits.max_upload_batch_ops
     std::vector<std::string> cors_origins;  // "*" allows any origin
     bool demo_page = false;                 // GET /demo
+    // PEM files (server.tls): both set, every connection is HTTPS/WSS; both empty, plain HTTP/WS.
+    std::string tls_cert_file;
+    std::string tls_key_file;
     std::size_t max_message_bytes = 16 << 20;   // request bodies and WebSocket frames
     std::size_t session_queue_bytes = 8 << 20;  // outbound queue per session
     std::size_t max_connections = 10'000;       // sync sessions (HTTP streams + WebSockets) in total
@@ -73,7 +76,8 @@ struct ServerStats {
 
 class Server {
 public:
-    // Binds and starts serving on its own threads. Fails when the address cannot be bound.
+    // Binds and starts serving on its own threads. Fails when the address cannot be bound or the
+    // TLS certificate or key cannot be loaded.
     [[nodiscard]] static protocol::Result<std::unique_ptr<Server>> start(ServerOptions options, ServerDeps deps);
     ~Server();  // stop()
     Server(const Server&) = delete;

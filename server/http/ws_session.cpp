@@ -1,7 +1,12 @@
 // The WebSocket endpoint GET /sync/ws: the same server lines as text frames, and the client
 // messages sync_request, token, update_subscriptions, upload (protocol/README.md, "WebSocket").
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "protocol/wire/client_message.h"
 #include "protocol/wire/json_write.h"
@@ -14,7 +19,6 @@ using protocol::ErrorCode;
 using protocol::Status;
 using namespace net::experimental::awaitable_operators;
 namespace websocket = beast::websocket;
-using WebSocket = websocket::stream<beast::tcp_stream>;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
 const core::Logger kLog("ws");
@@ -34,27 +38,38 @@ std::string token_from(const Request& request) {
     return {};
 }
 
-// Reads client messages until the client goes away or a message is invalid.
-net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, auth::VerifiedToken token) {
+// Reads client messages until the client goes away or a message is invalid; sets the close code
+// for an invalid one (1008, or 1009 when too large). A message is read in pieces and refused once
+// it passes limits.max_message_bytes, so the client gets the SL5002 line however large the frame
+// header says it is (Beast's own limit is off: it would close without a reason).
+template <class WebSocket>
+net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, auth::VerifiedToken& token,
+                                   websocket::close_code& close_code) {
+    const std::size_t max_bytes = shared.options.max_message_bytes;
     beast::flat_buffer buffer;
     for (;;) {
         buffer.clear();
-        auto [ec, n] = co_await ws.async_read(buffer, kTuple);
+        beast::error_code ec;
+        do {
+            auto [rec, n] = co_await ws.async_read_some(buffer, 16 * 1024, kTuple);
+            ec = rec;
+        } while (!ec && buffer.size() <= max_bytes && !ws.is_message_done());
         if (ec) {
-            if (ec == websocket::error::message_too_big) {
-                pump.fail({ErrorCode::kMessageTooLarge,
-                           fmt::format("a WebSocket message is over {} bytes", shared.options.max_message_bytes)});
-            } else {
-                pump.abort();
-            }
+            pump.abort();
+            co_return;
+        }
+        if (buffer.size() > max_bytes) {
+            close_code = websocket::close_code::too_big;
+            pump.fail({ErrorCode::kMessageTooLarge, fmt::format("a WebSocket message is over {} bytes", max_bytes)});
             co_return;
         }
         if (pump.state() != Pump::State::kRunning) {
             co_return;
         }
         const auto text = beast::buffers_to_string(buffer.data());
-        auto message = protocol::wire::parse_client_message(text, shared.options.max_message_bytes);
+        auto message = protocol::wire::parse_client_message(text, max_bytes);
         if (!message) {
+            close_code = websocket::close_code::policy_error;
             pump.fail(message.status());
             co_return;
         }
@@ -63,6 +78,7 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
             auto session = sync::SyncSession::create(shared.deps.rules, token, std::move(sync->request),
                                                      shared.options.session, shared.now());
             if (!session) {
+                close_code = websocket::close_code::policy_error;
                 pump.fail(session.status());
                 co_return;
             }
@@ -71,12 +87,14 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
             auto verified = shared.deps.verifier->verify(fresh->token);
             if (!verified) {
                 shared.stats.auth_failures++;
+                close_code = websocket::close_code::policy_error;
                 pump.fail(verified.status());
                 co_return;
             }
             token = verified.value();
             if (auto* session = pump.session()) {
                 if (auto status = session->replace_token(std::move(verified).value(), shared.now(), lines); !status) {
+                    close_code = websocket::close_code::policy_error;
                     pump.fail(status);
                     co_return;
                 }
@@ -89,6 +107,7 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
             auto session = sync::SyncSession::create(shared.deps.rules, token, std::move(request),
                                                      shared.options.session, shared.now());
             if (!session) {
+                close_code = websocket::close_code::policy_error;
                 pump.fail(session.status());
                 co_return;
             }
@@ -98,6 +117,12 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
             co_await websocket_upload(shared, token, pump, *upload);
         }
     }
+}
+
+// TCP_CORK on or off: while on, the kernel holds partial segments until it is turned off.
+void set_cork(int fd, bool on) {
+    const int value = on ? 1 : 0;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
 }
 
 // Admission before the upgrade: the verified token and a connection slot, or why not. A plain
@@ -132,7 +157,8 @@ Admission admit(Shared& shared, const Request& request) {
 
 }  // namespace
 
-net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Request request) {
+template <class Stream>
+net::awaitable<void> run_websocket(Shared& shared, websocket::stream<Stream> ws, Request request) {
     auto reject = [&](const Status& status) -> net::awaitable<void> {  // never pass it a temporary (g++ 12 coroutines)
         if (status_for(status.code()) == bhttp::status::unauthorized) {
             shared.stats.auth_failures++;
@@ -144,7 +170,7 @@ net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Req
         res.keep_alive(false);
         res.body() = error_body(status);
         res.prepare_payload();
-        auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+        auto [ec, n] = co_await bhttp::async_write(ws.next_layer(), res, kTuple);
         (void)ec;
     };
     Admission admission = admit(shared, request);
@@ -152,33 +178,40 @@ net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Req
         co_await reject(admission.failure);
         co_return;
     }
-    const auth::VerifiedToken& token = *admission.token;
+    auth::VerifiedToken& token = *admission.token;  // replaced by `token` messages
 
-    WebSocket ws(std::move(stream));
     beast::get_lowest_layer(ws).expires_never();
     ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws.set_option(websocket::stream_base::decorator([&shared, &request](websocket::response_type& res) {
         res.set(bhttp::field::server, "sluice");
         add_cors(shared, request, res.base());
     }));
-    ws.read_message_max(shared.options.max_message_bytes);
+    ws.read_message_max(0);  // read_messages enforces limits.max_message_bytes itself
     auto [aec] = co_await ws.async_accept(request, kTuple);
     if (aec) {
         co_return;
     }
+    request = Request{};  // the headers are no longer needed: free them for the session's lifetime
     ws.text(true);
 
     auto executor = co_await net::this_coro::executor;
     auto pump = std::make_shared<Pump>(
         shared, executor,
         [&ws](std::deque<std::string>& lines) -> net::awaitable<beast::error_code> {
+            // One frame per line; corked, so a batch (a diff, its data and checkpoint_complete) leaves
+            // in as few TCP segments as it fills rather than one each.
+            const int fd = beast::get_lowest_layer(ws).socket().native_handle();
+            set_cork(fd, lines.size() > 1);
+            beast::error_code ec;
             for (const auto& line : lines) {
-                auto [ec, n] = co_await ws.async_write(net::buffer(line), kTuple);
+                auto [wec, n] = co_await ws.async_write(net::buffer(line), kTuple);
+                ec = wec;
                 if (ec) {
-                    co_return ec;
+                    break;
                 }
             }
-            co_return beast::error_code{};
+            set_cork(fd, false);
+            co_return ec;
         },
         [&ws] {
             beast::error_code ignored;
@@ -192,14 +225,15 @@ net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Req
             }
         });
     });
+    websocket::close_code close_code = websocket::close_code::normal;
     auto reader = [&]() -> net::awaitable<void> {
-        co_await read_messages(shared, ws, *pump, token);
+        co_await read_messages(shared, ws, *pump, token, close_code);
     };
     auto pump_then_close = [&]() -> net::awaitable<void> {
         co_await pump->run();
         // The stream ended (token expired, error, too slow): close so the reader returns.
         if (beast::get_lowest_layer(ws).socket().is_open()) {
-            auto [cec] = co_await ws.async_close(websocket::close_code::normal, kTuple);
+            auto [cec] = co_await ws.async_close(close_code, kTuple);
             if (cec) {
                 beast::error_code ignored;
                 beast::get_lowest_layer(ws).socket().close(ignored);
@@ -209,5 +243,15 @@ net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Req
     co_await (reader() && pump_then_close());
     kLog.debug("websocket session user={} ended", token.user_id);
 }
+
+template <class Stream>
+void start_websocket(Shared& shared, Stream stream, Request request) {
+    auto executor = stream.get_executor();
+    net::co_spawn(executor, run_websocket(shared, websocket::stream<Stream>(std::move(stream)), std::move(request)),
+                  log_failure);
+}
+
+template void start_websocket<PlainStream>(Shared& shared, PlainStream stream, Request request);
+template void start_websocket<TlsStream>(Shared& shared, TlsStream stream, Request request);
 
 }  // namespace sluice::http::detail

@@ -42,7 +42,7 @@ protocol::Result<std::unique_ptr<BucketReader>> BucketReader::open(const std::st
 
 protocol::Result<std::optional<Checkpoint>> BucketReader::latest_checkpoint() {
     return guarded<std::optional<Checkpoint>>("reading the latest checkpoint", [&]() -> std::optional<Checkpoint> {
-        pqxx::read_transaction tx(m_impl->connection);
+        pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
         auto result = tx.exec(
             "SELECT c.op_id, c.lsn::text, c.rules_version FROM sluice.checkpoints c "
             "WHERE c.rules_version = COALESCE((SELECT id FROM sluice.rules_versions WHERE state = 'active'), "
@@ -66,7 +66,7 @@ protocol::Result<std::map<std::string, BucketChecksum>> BucketReader::checksums(
             return out;
         }
         const auto names = to_pg_array(std::vector<std::string>(buckets.begin(), buckets.end()));
-        pqxx::read_transaction tx(m_impl->connection);
+        pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
         // Running totals, minus the ops written after the checkpoint (only in buckets that have any).
         auto result = tx.exec_params(
             "SELECT b.bucket, "
@@ -94,7 +94,7 @@ protocol::Result<std::map<std::string, BucketChecksum>> BucketReader::checksums(
 protocol::Result<std::vector<StoredOp>> BucketReader::read_ops(const std::string& bucket, std::int64_t after,
                                                                std::int64_t up_to, std::size_t limit) {
     return guarded<std::vector<StoredOp>>("reading ops", [&] {
-        pqxx::read_transaction tx(m_impl->connection);
+        pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
         auto result = tx.exec_params(
             "SELECT op_id, op, COALESCE(object_type, ''), COALESCE(object_id, ''), COALESCE(subkey, ''), data, "
             "checksum FROM sluice.ops WHERE bucket = $1 AND op_id > $2 AND op_id <= $3 ORDER BY op_id LIMIT $4",
@@ -114,7 +114,7 @@ protocol::Result<std::optional<std::int64_t>> BucketReader::write_checkpoint(con
                                                                            const std::string& client_id,
                                                                            std::int64_t checkpoint_op_id) {
     return guarded<std::optional<std::int64_t>>("reading the write checkpoint", [&] {
-        pqxx::read_transaction tx(m_impl->connection);
+        pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
         auto result = tx.exec_params(
             "SELECT max(checkpoint) FROM sluice.write_checkpoints "
             "WHERE user_id = $1 AND client_id = $2 AND op_id IS NOT NULL AND op_id <= $3",
@@ -131,7 +131,7 @@ protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std
         if (keys.empty()) {
             return out;
         }
-        pqxx::read_transaction tx(m_impl->connection);
+        pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
         auto result = tx.exec_params(
             "SELECT k.i, p.bucket_params FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i) "
             "JOIN sluice.parameter_lookups p ON p.lookup_key = k.key AND p.rules_version = "

@@ -1,6 +1,7 @@
 // BucketReader: what client sessions read from bucket storage: the latest checkpoint, bucket
 // checksums at a checkpoint (from running totals, never a scan of the bucket), pages of ops, the
-// parameter lookup index, and write checkpoints. One per serving thread; each call is one short read-only query.
+// parameter lookup index, and write checkpoints. One per serving thread; each call is one short
+// read-only query (no BEGIN/COMMIT around it: a single statement reads one snapshot).
 #pragma once
 
 #include <cstdint>

@@ -262,10 +262,14 @@ Status SyncSession::produce_data(SyncStorage& storage, std::size_t& bytes, std::
         return {ErrorCode::kSessionStorageFailed, ops.status().to_string()};
     }
     auto& list = ops.value();
-    const bool has_more = list.size() > m_limits.ops_per_line;
-    if (has_more) {
-        list.resize(m_limits.ops_per_line);
+    std::size_t keep = 0;
+    std::size_t line_bytes = 0;
+    while (keep < std::min(list.size(), m_limits.ops_per_line) && (keep == 0 || line_bytes < m_limits.line_bytes)) {
+        const auto& op = list[keep++];
+        line_bytes += op.object_type.size() + op.object_id.size() + op.subkey.size() + (op.data ? op.data->size() : 0);
     }
+    const bool has_more = keep < list.size();
+    list.resize(keep);
     if (!list.empty()) {
         std::string line;
         line.reserve(list.size() * 200 + 128);

@@ -31,6 +31,8 @@ struct SessionLimits {
     std::size_t max_buckets = 1000;            // limits.max_buckets_per_connection
     std::size_t max_parameter_results = 1000;  // limits.max_parameter_query_results
     std::size_t ops_per_line = 1000;           // ops per data line (one storage read)
+    std::size_t line_bytes = 256 * 1024;       // a data line stops growing past this much row data (>= 1 op),
+                                               // so one line never outgrows a session's outbound queue
     std::size_t step_bytes = 256 * 1024;       // step() returns once it produced about this much
     std::int64_t keepalive_seconds = 20;       // token_expires_in every so often
 };

@@ -1,6 +1,8 @@
 // SyncStorage over BucketReader, and the StoragePool (see sync_storage.h).
 #include "server/sync/sync_storage.h"
 
+#include "server/sync/read_cache.h"
+
 namespace sluice::sync {
 
 protocol::Result<std::map<std::string, storage::BucketChecksum>> ReaderStorage::checksums(
@@ -34,6 +36,9 @@ std::shared_ptr<StoragePool> StoragePool::for_conninfo(std::string conninfo) {
     });
 }
 
+StoragePool::StoragePool(Factory factory) : m_factory(std::move(factory)), m_cache(std::make_unique<ReadCache>()) {}
+StoragePool::~StoragePool() = default;
+
 protocol::Status StoragePool::with(const std::function<protocol::Status(SyncStorage&)>& fn) {
     std::unique_ptr<SyncStorage> storage;
     {
@@ -50,7 +55,8 @@ protocol::Status StoragePool::with(const std::function<protocol::Status(SyncStor
         }
         storage = std::move(opened).value();
     }
-    auto status = fn(*storage);
+    CachedStorage cached(*storage, *m_cache);
+    auto status = fn(cached);
     if (status.is_ok()) {
         std::lock_guard lock(m_mutex);
         m_idle.push_back(std::move(storage));

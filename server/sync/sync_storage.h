@@ -57,21 +57,27 @@ private:
     std::unique_ptr<storage::BucketReader> m_reader;
 };
 
+class ReadCache;
+
 // A pool of storage connections shared by the worker threads. acquire() reuses an idle one or opens
-// a new one; a connection that failed is not returned (the next acquire opens a fresh one).
+// a new one; a connection that failed is not returned (the next acquire opens a fresh one). Reads of
+// checksums and small op pages go through one ReadCache shared by every session (read_cache.h).
 class StoragePool {
 public:
     using Factory = std::function<protocol::Result<std::unique_ptr<SyncStorage>>()>;
-    explicit StoragePool(Factory factory) : m_factory(std::move(factory)) {}
+    explicit StoragePool(Factory factory);
+    ~StoragePool();
     // A pool of ReaderStorage on `conninfo`.
     [[nodiscard]] static std::shared_ptr<StoragePool> for_conninfo(std::string conninfo);
 
     // Runs fn with a connection (blocking: call it on a worker thread, never on an I/O thread).
     // The connection goes back to the pool unless fn returned an error.
     [[nodiscard]] protocol::Status with(const std::function<protocol::Status(SyncStorage&)>& fn);
+    [[nodiscard]] const ReadCache& cache() const { return *m_cache; }
 
 private:
     Factory m_factory;
+    std::unique_ptr<ReadCache> m_cache;
     std::mutex m_mutex;  // guards m_idle; taken by worker threads
     std::vector<std::unique_ptr<SyncStorage>> m_idle;
 };

@@ -14,8 +14,10 @@
 #include <string>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "protocol/wire/client_message.h"
 #include "server/core/log.h"
@@ -28,6 +30,9 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 using Request = bhttp::request<bhttp::string_body>;
+// The two transports every session is written once for (templates instantiated for both).
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // Server-wide state every connection reads; owned by Server::Impl, outlives every connection.
 struct Shared {
@@ -36,6 +41,7 @@ struct Shared {
     ServerStats stats;
     net::thread_pool workers;  // runs SyncSession::step (blocking storage reads)
     net::thread_pool upload_workers;  // runs upload batches and write checkpoints (blocking source writes)
+    std::optional<net::ssl::context> tls;  // set when server.tls is configured: every connection is TLS
 
     std::mutex mutex;  // guards the members below; taken by I/O threads
     std::size_t sessions = 0;
@@ -144,7 +150,13 @@ net::awaitable<std::optional<bhttp::response<bhttp::string_body>>> upload_route(
 net::awaitable<void> websocket_upload(Shared& shared, const auth::VerifiedToken& token, Pump& pump,
                                       const protocol::wire::UploadMessage& message);
 
-// The WebSocket endpoint (ws_session.cpp): takes over the connection after an upgrade request.
-net::awaitable<void> run_websocket(Shared& shared, beast::tcp_stream stream, Request request);
+// The WebSocket endpoint (ws_session.cpp): takes over the connection after an upgrade request, as a
+// coroutine of its own (so the HTTP connection's frames and buffers are freed: an idle session holds
+// only what it needs). Instantiated for PlainStream and TlsStream.
+template <class Stream>
+void start_websocket(Shared& shared, Stream stream, Request request);
+
+// Completion of a detached connection coroutine: logs an exception that escaped it.
+void log_failure(const std::exception_ptr& e);
 
 }  // namespace sluice::http::detail

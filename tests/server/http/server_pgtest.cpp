@@ -1,23 +1,10 @@
 // The real server over loopback against a real Postgres: the replicator, the checkpoint listener
 // and the HTTP/WebSocket server run in-process on the demo schema; test clients speak raw HTTP and
 // WebSocket and hold what they receive in protocol::wire::ClientState, which verifies checksums.
-#include <atomic>
-#include <fstream>
-#include <sstream>
-#include <thread>
-
 #include <catch2/catch.hpp>
-#include <pqxx/pqxx>
 
-#include "config/rules/json.h"
-#include "migrations/migrations.h"
 #include "protocol/wire/client_state.h"
-#include "protocol/wire/request.h"
-#include "server/app/replicator.h"
-#include "server/auth/token_verifier.h"
-#include "server/http/server.h"
-#include "server/storage/checkpoint_listener.h"
-#include "server/storage/migrator.h"
+#include "tests/server/http/stack.h"
 #include "tests/server/http/test_client.h"
 #include "tests/support/jwt_signer.h"
 #include "tests/support/pg.h"
@@ -26,135 +13,13 @@ namespace {
 
 using sluice::protocol::wire::ClientState;
 using sluice::test::http_request;
+using sluice::test::read_until;
+using sluice::test::request_body;
+using sluice::test::Stack;
 using sluice::test::StreamClient;
+using sluice::test::token_for;
+using sluice::test::unix_now;
 using sluice::test::WsClient;
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-const sluice::test::TestKey& key() {
-    static const auto k = sluice::test::TestKey::hmac("HS256", "test-secret-0123456789abcdef", "k1");
-    return k;
-}
-
-std::string token_for(const std::string& user, std::int64_t lifetime = 3600) {
-    return sluice::test::mint_token(key(), user, unix_now(), lifetime, "sluice-test");
-}
-
-// Source and storage databases with the demo schema, the replicator, the listener and the server.
-struct Stack {
-    std::string source;
-    std::string storage;
-    std::shared_ptr<const sluice::config::rules::RuleSet> rules;
-    std::shared_ptr<sluice::sync::CheckpointHub> hub = std::make_shared<sluice::sync::CheckpointHub>();
-    std::unique_ptr<sluice::app::Replicator> replicator;
-    std::atomic<bool> stop{false};
-    std::thread replicator_thread;
-    std::unique_ptr<sluice::storage::CheckpointListener> listener;
-    std::unique_ptr<sluice::http::Server> server;
-
-    explicit Stack(const std::string& name, sluice::http::ServerOptions options = {}) {
-        source = sluice::test::fresh_database(name + "_src");
-        storage = sluice::test::fresh_database(name + "_sto");
-        const auto dir = std::string(SLUICE_SOURCE_DIR) + "/deploy/demo/";
-        sluice::test::exec_sql(source, read_file(dir + "schema.sql"));
-        sluice::test::exec_sql(source,
-                               "DELETE FROM list_shares; DELETE FROM todos; DELETE FROM lists; DELETE FROM users;"
-                               "INSERT INTO users VALUES ('u1','User 1'),('u2','User 2');"
-                               "INSERT INTO lists (id, owner_id, name) VALUES ('l1','u1','Groceries'),('l2','u2','Work');"
-                               "INSERT INTO todos (id, list_id, description) VALUES ('t1','l1','Milk'),('t2','l2','Report')");
-        {
-            pqxx::connection c(storage);
-            REQUIRE(sluice::storage::migrate(c, sluice::migrations::embedded()).is_ok());
-        }
-        auto compiled = sluice::config::rules::RuleSet::compile(read_file(dir + "sync-rules.yaml"), "sync-rules.yaml",
-                                                                {"1#"});
-        REQUIRE(compiled.rules);
-        rules = compiled.rules;
-        sluice::app::ReplicatorConfig rc;
-        rc.source_conninfo = source;
-        rc.storage_conninfo = storage;
-        rc.slot = name + "_slot";
-        rc.publication = name + "_pub";
-        rc.rules = rules;
-        replicator = std::make_unique<sluice::app::Replicator>(rc);
-        replicator_thread = std::thread([this] { (void)replicator->run(stop); });
-        listener = std::make_unique<sluice::storage::CheckpointListener>(
-            storage, [hub = hub](const sluice::storage::ActiveCheckpoint& c) { hub->publish(c.op_id); });
-
-        sluice::config::AuthConfig auth;
-        auth.audience = {"sluice-test"};
-        auth.keys = {{"k1", "HS256", key().secret(), ""}};
-        auth.leeway_seconds = 60;
-        auth.max_lifetime_seconds = 86400;
-        auto verifier = sluice::auth::TokenVerifier::create(auth, unix_now);
-        REQUIRE(verifier);
-        sluice::http::ServerDeps deps;
-        deps.rules = std::make_shared<const sluice::sync::RulesSource>(rules);
-        deps.verifier = std::move(verifier).value();
-        deps.storage = sluice::sync::StoragePool::for_conninfo(storage);
-        deps.hub = hub;
-        options.port = 0;
-        auto started = sluice::http::Server::start(options, deps);
-        REQUIRE(started);
-        server = std::move(started).value();
-        wait_until([&] { return hub->latest() > 0; }, "the first checkpoint");
-    }
-    ~Stack() {
-        server.reset();
-        listener.reset();
-        stop = true;
-        replicator_thread.join();
-    }
-    [[nodiscard]] std::uint16_t port() const { return server->port(); }
-
-    template <typename F>
-    static void wait_until(F condition, const char* what) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-        while (!condition()) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                FAIL("timed out waiting for " << what);
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition, with a deadline
-        }
-    }
-};
-
-std::string request_body(const ClientState& client) {
-    sluice::protocol::wire::SyncRequest request;
-    request.buckets = client.bucket_requests();
-    request.raw_data = true;
-    request.client_id = "c1";
-    std::string out;
-    sluice::protocol::wire::encode_sync_request(out, request);
-    return out;
-}
-
-// Reads lines into the client until a checkpoint_complete that shows `done` true.
-template <typename Next, typename Done>
-std::vector<std::string> read_until(Next next, ClientState& client, Done done) {
-    std::vector<std::string> lines;
-    for (;;) {
-        auto line = next();
-        REQUIRE(line.has_value());
-        auto status = client.apply_line(*line);
-        INFO(*line << " -> " << status.to_string());
-        REQUIRE(status.is_ok());
-        lines.push_back(*line);
-        if (line->starts_with(R"({"checkpoint_complete")") && done()) {
-            REQUIRE(client.last_outcome() == ClientState::Outcome::kApplied);
-            return lines;
-        }
-    }
-}
 
 }  // namespace
 

@@ -12,6 +12,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 namespace sluice::test {
 namespace {
 
@@ -79,7 +83,7 @@ std::string head_of(const std::string& method, const std::string& path, const He
 
 }  // namespace
 
-Socket::Socket(std::uint16_t port) {
+Socket::Socket(std::uint16_t port, const TlsClientOptions* tls) {
     m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -90,11 +94,41 @@ Socket::Socket(std::uint16_t port) {
     }
     int one = 1;
     ::setsockopt(m_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (tls == nullptr) {
+        return;
+    }
+    auto* ctx = SSL_CTX_new(TLS_client_method());
+    m_ssl_ctx = ctx;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(ctx, tls->ca_file.c_str(), nullptr) != 1) {
+        throw std::runtime_error("cannot load CA file " + tls->ca_file);
+    }
+    auto* ssl = SSL_new(ctx);
+    m_ssl = ssl;
+    SSL_set_fd(ssl, m_fd);
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), tls->host.c_str()) != 1) {
+        SSL_set1_host(ssl, tls->host.c_str());
+        SSL_set_tlsext_host_name(ssl, tls->host.c_str());
+    }
+    if (SSL_connect(ssl) != 1) {
+        char text[256];
+        ERR_error_string_n(ERR_get_error(), text, sizeof text);
+        m_tls_error = text;
+        close();
+    }
 }
 
 Socket::~Socket() { close(); }
 
 void Socket::close() {
+    if (m_ssl != nullptr) {
+        SSL_free(static_cast<SSL*>(m_ssl));
+        m_ssl = nullptr;
+    }
+    if (m_ssl_ctx != nullptr) {
+        SSL_CTX_free(static_cast<SSL_CTX*>(m_ssl_ctx));
+        m_ssl_ctx = nullptr;
+    }
     if (m_fd >= 0) {
         ::close(m_fd);
         m_fd = -1;
@@ -102,9 +136,15 @@ void Socket::close() {
 }
 
 void Socket::send_all(const std::string& data) {
+    if (m_fd < 0) {
+        return;
+    }
     std::size_t sent = 0;
     while (sent < data.size()) {
-        auto n = ::send(m_fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+        auto n = m_ssl != nullptr
+                     ? static_cast<ssize_t>(SSL_write(static_cast<SSL*>(m_ssl), data.data() + sent,
+                                                      static_cast<int>(data.size() - sent)))
+                     : ::send(m_fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
         if (n <= 0) {
             return;  // the server closed: the test sees it in the response
         }
@@ -120,12 +160,13 @@ bool Socket::read_some(std::string& buffer, std::chrono::steady_clock::time_poin
     if (left.count() <= 0) {
         return false;
     }
+    auto* ssl = static_cast<SSL*>(m_ssl);
     pollfd p{m_fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+    if ((ssl == nullptr || SSL_pending(ssl) == 0) && ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
         return false;
     }
     char chunk[65536];
-    auto n = ::recv(m_fd, chunk, sizeof chunk, 0);
+    auto n = ssl != nullptr ? static_cast<ssize_t>(SSL_read(ssl, chunk, sizeof chunk)) : ::recv(m_fd, chunk, sizeof chunk, 0);
     if (n <= 0) {
         m_peer_closed = true;
         return false;
@@ -135,8 +176,8 @@ bool Socket::read_some(std::string& buffer, std::chrono::steady_clock::time_poin
 }
 
 HttpResponse http_request(std::uint16_t port, const std::string& method, const std::string& path,
-                          const Headers& headers, const std::string& body) {
-    Socket socket(port);
+                          const Headers& headers, const std::string& body, const TlsClientOptions* tls) {
+    Socket socket(port, tls);
     socket.send_all(head_of(method, path, headers, body.size(), true) + body);
     std::string raw;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -154,7 +195,9 @@ HttpResponse http_request(std::uint16_t port, const std::string& method, const s
     return res;
 }
 
-StreamClient::StreamClient(std::uint16_t port, const std::string& token, const std::string& body) : m_socket(port) {
+StreamClient::StreamClient(std::uint16_t port, const std::string& token, const std::string& body,
+                           const TlsClientOptions* tls)
+    : m_socket(port, tls) {
     Headers headers{{"Content-Type", "application/json"}, {"Accept", "application/x-ndjson"}};
     if (!token.empty()) {
         headers.emplace_back("Authorization", "Bearer " + token);
@@ -199,7 +242,8 @@ std::optional<std::string> StreamClient::next_line(std::chrono::seconds timeout)
     }
 }
 
-WsClient::WsClient(std::uint16_t port, const std::string& token, const std::string& path) : m_socket(port) {
+WsClient::WsClient(std::uint16_t port, const std::string& token, const std::string& path, const TlsClientOptions* tls)
+    : m_socket(port, tls) {
     Headers headers{{"Upgrade", "websocket"},
                     {"Connection", "Upgrade"},
                     {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},

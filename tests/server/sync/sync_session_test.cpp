@@ -1,6 +1,8 @@
 // SyncSession without sockets: exact lines for an initial sync, live diffs, resume, buckets added
 // and removed by grants and revokes, priorities, batching, limits, keepalive and token expiry. The
 // client side is protocol::wire::ClientState, which verifies every checksum.
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "protocol/wire/client_state.h"
@@ -229,6 +231,42 @@ TEST_CASE("data comes in bounded batches with has_more") {
     CHECK(rest[2].find(R"("after":"4","has_more":false)") != std::string::npos);
     CHECK(client.row_count() == 5);
     CHECK(client.last_outcome() == ClientState::Outcome::kApplied);
+}
+
+TEST_CASE("a data line stops growing at limits.line_bytes, so large rows come a few per line") {
+    auto r = rules();
+    sluice::test::MemoryStorage storage(r);
+    const std::string big(40'000, 'x');
+    for (int i = 0; i < 10; ++i) {
+        storage.put("settings", R"({"id":"s)" + std::to_string(i) + R"(","v":")" + big + R"("})");
+    }
+    SessionLimits limits;
+    limits.line_bytes = 100'000;  // 3 rows of 40 KB pass it
+    auto s = session("u9", {}, limits);
+    ClientState client;
+    auto lines = drain(*s, storage, storage.last_op_id(), client);
+    std::vector<std::size_t> ops_per_line;
+    for (const auto& line : lines) {
+        if (line.starts_with(R"({"data":)")) {
+            std::size_t n = 0;
+            for (auto at = line.find(R"("op_id")"); at != std::string::npos; at = line.find(R"("op_id")", at + 1)) {
+                ++n;
+            }
+            ops_per_line.push_back(n);
+            CHECK(line.size() < 200'000);
+        }
+    }
+    CHECK(ops_per_line == std::vector<std::size_t>{3, 3, 3, 1});
+    CHECK(client.row_count() == 10);
+    CHECK(client.last_outcome() == ClientState::Outcome::kApplied);
+
+    // A single row over the limit still goes, alone.
+    limits.line_bytes = 10;
+    auto one = session("u8", {}, limits);
+    ClientState other;
+    lines = drain(*one, storage, storage.last_op_id(), other);
+    CHECK(other.row_count() == 10);
+    CHECK(std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.starts_with(R"({"data":)"); }) == 10);
 }
 
 TEST_CASE("more buckets than limits.max_buckets_per_connection is a clear error") {
