@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
 
+#include "bench/bench_db.h"
 #include "migrations/migrations.h"
 #include "server/app/replicator.h"
 #include "server/core/log.h"
@@ -43,33 +44,8 @@ using Clock = std::chrono::steady_clock;
 
 std::string g_admin_uri;
 
-std::string with_db(const std::string& db) {
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(g_admin_uri.c_str(), &err);
-    std::string out;
-    for (auto* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
-        if (o->val != nullptr && std::string_view(o->keyword) != "dbname") {
-            out += fmt::format("{}='{}' ", o->keyword, o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    return out + "dbname='" + db + "'";
-}
-
-void exec(const std::string& uri, const std::string& sql) {
-    pqxx::connection c(uri);
-    pqxx::nontransaction tx(c);
-    tx.exec(sql);
-}
-
-std::string fresh(const std::string& db) {
-    exec(g_admin_uri, fmt::format("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
-                                  "database = '{}'",
-                                  db));
-    exec(g_admin_uri, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
-    exec(g_admin_uri, "CREATE DATABASE " + db);
-    return with_db(db);
-}
+void exec(const std::string& uri, const std::string& sql) { sluice::bench::exec_sql(uri, sql); }
+std::string fresh(const std::string& db) { return sluice::bench::fresh_database(g_admin_uri, db); }
 
 double load_average() {
     double load[1] = {0};
