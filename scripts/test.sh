@@ -3,7 +3,7 @@
 # starts a fresh private Postgres for the tests, runs every test (ctest), stops Postgres.
 #   scripts/test.sh                 everything
 #   scripts/test.sh -L pure         only the tests that need nothing (any ctest arguments work)
-# Environment: BUILD_DIR (default build), SLUICE_TEST_PG_PORT (default 54331), CMAKE_ARGS.
+# Environment: BUILD_DIR (default build), SLUICE_TEST_PG_PORT (default 25431), CMAKE_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -14,7 +14,7 @@ export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_f
 cmake -S . -B "$BUILD_DIR" -G Ninja -DSLUICE_WERROR=ON ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 
-export SLUICE_PG_PORT="${SLUICE_TEST_PG_PORT:-54331}"
+export SLUICE_PG_PORT="${SLUICE_TEST_PG_PORT:-25431}"
 export SLUICE_PG_DIR="${TMPDIR:-/tmp}/sluice-test-pg-${SLUICE_PG_PORT}"
 deploy/dev-postgres.sh wipe
 SLUICE_TEST_PG_URI=$(deploy/dev-postgres.sh start)

@@ -149,7 +149,7 @@ TEST_CASE("sluice run becomes ready and stops cleanly on SIGTERM") {
 }
 
 TEST_CASE("sluice run refuses a source without wal_level=logical, saying how to fix it") {
-    sluice::test::ScratchCluster cluster({.port = 54363, .wal_level = "replica"});
+    sluice::test::ScratchCluster cluster({.port = 25463, .wal_level = "replica"});
     ConfigDir dir("replica");
     const auto config = dir.config(cluster.uri(), "e2e_replica");
     auto result = run_command({sluice_binary(), "run", "-c", config});

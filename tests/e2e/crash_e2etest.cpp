@@ -255,7 +255,7 @@ TEST_CASE("rules changed (SIGHUP): SIGKILL during the new version's build and af
 }
 
 TEST_CASE("Postgres restarts under a running sluice: it reconnects and converges") {
-    sluice::test::ScratchCluster cluster({.port = 54365});
+    sluice::test::ScratchCluster cluster({.port = 25465});
     const auto source = sluice::test::with_database(cluster.uri(), "postgres");
     const auto storage = sluice::test::with_database(cluster.uri(), "restart_store");
     sluice::test::create_demo_schema(source);

@@ -7,7 +7,9 @@
 namespace sluice::test {
 
 struct ClusterSettings {
-    int port;                          // unique per test case: ctest runs cases in parallel
+    // Unique per test case (ctest runs cases in parallel) and below the kernel's ephemeral range
+    // (ip_local_port_range starts at 32768), so no outgoing socket or free_port() can hold it.
+    int port;
     std::string wal_level = "logical";
     int slots = 20;                    // max_replication_slots and max_wal_senders
     std::string extra_conf{};          // more postgresql.conf lines

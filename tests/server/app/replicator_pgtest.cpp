@@ -157,7 +157,7 @@ TEST_CASE("a heartbeat advances the durable LSN while only unpublished tables ch
 }
 
 TEST_CASE("an invalidated slot is recreated and every table snapshotted again, without stale rows") {
-    sluice::test::ScratchCluster cluster({.port = 54364, .extra_conf = "max_slot_wal_keep_size = 1MB"});
+    sluice::test::ScratchCluster cluster({.port = 25464, .extra_conf = "max_slot_wal_keep_size = 1MB"});
     const auto source = sluice::test::with_database(cluster.uri(), "postgres");
     sluice::test::exec_sql(cluster.uri(), "CREATE DATABASE store");
     const auto storage = sluice::test::with_database(cluster.uri(), "store");

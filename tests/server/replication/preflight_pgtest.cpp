@@ -69,7 +69,7 @@ TEST_CASE("a missing source database") {
 }
 
 TEST_CASE("a server with wal_level=replica") {
-    sluice::test::ScratchCluster cluster({.port = 54361, .wal_level = "replica"});
+    sluice::test::ScratchCluster cluster({.port = 25461, .wal_level = "replica"});
     auto r = check(cluster.uri());
     REQUIRE_FALSE(r.is_ok());
     CHECK(r.status().code() == ErrorCode::kSourceWalLevel);
@@ -80,7 +80,7 @@ TEST_CASE("a server with wal_level=replica") {
 }
 
 TEST_CASE("a server with no free replication slot") {
-    sluice::test::ScratchCluster cluster({.port = 54362, .slots = 2});
+    sluice::test::ScratchCluster cluster({.port = 25462, .slots = 2});
     sluice::test::exec_sql(cluster.uri(),
                            "SELECT pg_create_physical_replication_slot('busy_a'); "
                            "SELECT pg_create_physical_replication_slot('busy_b')");
