@@ -734,7 +734,9 @@ ServerOptions options_from_config(const config::Config& config) {
 struct Server::Impl {
     detail::Shared shared;
     detail::net::io_context ioc;
-    detail::tcp::acceptor acceptor{ioc};
+    // On a strand: the accept loop and stop()'s close run on different I/O threads otherwise, and a
+    // close racing a new async_accept crashes inside Asio's reactor.
+    detail::tcp::acceptor acceptor{detail::net::make_strand(ioc)};
     std::vector<std::thread> threads;
     bool stopped = false;
 
@@ -801,7 +803,8 @@ protocol::Result<std::unique_ptr<Server>> Server::start(ServerOptions options, S
         return protocol::Status{protocol::ErrorCode::kConfigInvalidValue,
                                 fmt::format("cannot listen on {}:{}: {}", o.listen_address, o.port, ec.message())};
     }
-    detail::net::co_spawn(impl->ioc, detail::accept_loop(impl->shared, impl->acceptor, impl->ioc), detail::net::detached);
+    detail::net::co_spawn(impl->acceptor.get_executor(), detail::accept_loop(impl->shared, impl->acceptor, impl->ioc),
+                          detail::net::detached);
     for (std::size_t i = 0; i < std::max<std::size_t>(1, o.io_threads); ++i) {
         impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
     }
@@ -825,7 +828,7 @@ void Server::stop() {
         return;
     }
     m_impl->stopped = true;
-    detail::net::post(m_impl->ioc, [this] {
+    detail::net::post(m_impl->acceptor.get_executor(), [this] {
         detail::beast::error_code ignored;
         m_impl->acceptor.close(ignored);
     });
