@@ -1,6 +1,7 @@
 // Read queries for sessions (see bucket_reader.h).
 #include "server/storage/bucket_reader.h"
 
+#include <fmt/format.h>
 #include <pqxx/pqxx>
 
 #include "server/core/pg_errors.h"
@@ -124,7 +125,8 @@ protocol::Result<std::optional<std::int64_t>> BucketReader::write_checkpoint(con
 }
 
 protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std::span<const std::string> keys,
-                                                                             std::int64_t rules_version) {
+                                                                             std::int64_t rules_version,
+                                                                             std::optional<std::int64_t> at_checkpoint) {
     using Values = std::vector<std::vector<std::string>>;
     return guarded<Values>("reading parameter lookups", [&] {
         Values out(keys.size());
@@ -135,8 +137,11 @@ protocol::Result<std::vector<std::vector<std::string>>> BucketReader::lookup(std
         auto result = tx.exec_params(
             "SELECT k.i, p.bucket_params FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i) "
             "JOIN sluice.parameter_lookups p ON p.lookup_key = k.key AND p.rules_version = "
-            "  CASE WHEN $2::bigint <> 0 THEN $2::bigint ELSE COALESCE((SELECT id FROM sluice.rules_versions WHERE state = 'active'), 1) END",
-            to_pg_array(std::vector<std::string>(keys.begin(), keys.end())), rules_version);
+            "  CASE WHEN $2::bigint <> 0 THEN $2::bigint ELSE COALESCE((SELECT id FROM sluice.rules_versions WHERE state = 'active'), 1) END "
+            // Valid at the checkpoint (migrations/0005_lookup_history.sql), or now (still open).
+            "AND CASE WHEN $3::bigint IS NULL THEN p.to_op IS NULL "
+            "         ELSE p.from_op <= $3::bigint AND (p.to_op IS NULL OR p.to_op > $3::bigint) END",
+            to_pg_array(std::vector<std::string>(keys.begin(), keys.end())), rules_version, at_checkpoint);
         for (const auto& r : result) {
             out[r[0].as<std::size_t>() - 1].push_back(r[1].as<std::string>());
         }

@@ -62,9 +62,12 @@ public:
     [[nodiscard]] protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                                 const std::string& client_id,
                                                                                 std::int64_t checkpoint_op_id);
-    // For each key, the bucket_params of every lookup entry with that key in that rules version's index.
+    // For each key, the bucket_params of every lookup entry with that key in that rules version's
+    // index: as of checkpoint `at_checkpoint` (a session resolving its buckets there), or as it
+    // stands now. The index as of a checkpoint older than a minute may be incomplete.
     [[nodiscard]] protocol::Result<std::vector<std::vector<std::string>>> lookup(
-        std::span<const std::string> keys, std::int64_t rules_version = kActiveRulesVersion);
+        std::span<const std::string> keys, std::int64_t rules_version = kActiveRulesVersion,
+        std::optional<std::int64_t> at_checkpoint = std::nullopt);
 
     struct Impl;
 

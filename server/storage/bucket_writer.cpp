@@ -3,6 +3,8 @@
 // adds the per-bucket checksum and count deltas, all inside the one open storage transaction.
 #include "server/storage/bucket_writer.h"
 
+#include <chrono>
+#include <deque>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -24,6 +26,9 @@ using protocol::ErrorCode;
 using protocol::Status;
 
 const core::Logger kLog("storage", "writer");
+
+// How long closed parameter lookup entries are kept (see drop_old_lookup_history).
+constexpr std::chrono::seconds kLookupHistory{60};
 
 enum class OpKind : std::int16_t { kPut = 1, kRemove = 2 };
 
@@ -92,6 +97,10 @@ struct BucketWriter::Impl {
     std::size_t ops_in_batch = 0;
     bool lookups_changed = false;  // the batch changed the lookup index (bucket sets may differ now)
     bool any_checkpoint = false;  // a checkpoint row exists (the first one is written even without ops)
+    // Checkpoints of about the last kLookupHistory, oldest first, and how far closed lookup entries
+    // have been dropped (see drop_old_lookup_history).
+    std::deque<std::pair<std::chrono::steady_clock::time_point, std::int64_t>> recent_checkpoints;
+    std::int64_t lookups_dropped_to = 0;
 
     Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {}
 
@@ -233,13 +242,22 @@ struct BucketWriter::Impl {
                 "WHERE c.rules_version = $3 AND c.source_table = k.t AND c.row_key = k.r",
                 to_pg_array(tables), to_pg_array(keys), options.rules_version);
         }
+        // Lookup entries change as of the next checkpoint, whatever op_id it gets: no checkpoint up
+        // to the last one sees the change, every later one does (migrations/0005_lookup_history.sql).
+        // An entry no checkpoint ever saw is deleted; one that some checkpoint saw is closed, for
+        // sessions still resolving there.
+        const std::int64_t changed_at = last_checkpoint_op_id + 1;
         if (!removed_lookup_keys.empty()) {
             w.exec_params0(
-                "DELETE FROM sluice.parameter_lookups p "
-                "USING unnest($1::text[], $2::text[], $3::text[]) AS k(l, t, r) "
-                "WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r",
+                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(l, t, r)), "
+                "unseen AS (DELETE FROM sluice.parameter_lookups p USING k "
+                "  WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r "
+                "  AND p.to_op IS NULL AND p.from_op > $6) "
+                "UPDATE sluice.parameter_lookups p SET to_op = $5 FROM k "
+                "WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r "
+                "AND p.to_op IS NULL AND p.from_op <= $6",
                 to_pg_array(removed_lookup_keys), to_pg_array(removed_lookup_tables), to_pg_array(removed_lookup_rows),
-                options.rules_version);
+                options.rules_version, changed_at, last_checkpoint_op_id);
         }
         bool any_lookups = false;
         copy_buffer.clear();
@@ -261,7 +279,8 @@ struct BucketWriter::Impl {
                 for (const auto& l : state.lookups) {
                     if (seen.insert(l.key + '\x1f' + l.values).second) {
                         copy_buffer.text(l.key).text(key.table).text(key.key).text(l.values);
-                        copy_buffer.integer(options.rules_version).end_row();
+                        copy_buffer.integer(options.rules_version).integer(changed_at).text_or_null(std::nullopt);
+                        copy_buffer.end_row();
                     }
                 }
             }
@@ -298,6 +317,24 @@ struct BucketWriter::Impl {
             "  last_op_id = GREATEST(b.last_op_id, excluded.last_op_id)",
             to_pg_array(buckets), to_pg_array(checksums), to_pg_array(counts), to_pg_array(last_ids));
         deltas.clear();
+    }
+
+    // Closed lookup entries serve sessions that resolve at a checkpoint before the entry's end. A
+    // session resolves at the newest checkpoint it was told of, moments ago; entries that ended by
+    // a checkpoint older than kLookupHistory are past any use and are dropped.
+    void drop_old_lookup_history(pqxx::work& w) {
+        const auto now = std::chrono::steady_clock::now();
+        std::int64_t horizon = lookups_dropped_to;
+        while (!recent_checkpoints.empty() && now - recent_checkpoints.front().first > kLookupHistory) {
+            horizon = recent_checkpoints.front().second;
+            recent_checkpoints.pop_front();
+        }
+        if (horizon > lookups_dropped_to) {
+            w.exec_params0(
+                "DELETE FROM sluice.parameter_lookups WHERE rules_version = $1 AND to_op IS NOT NULL AND to_op <= $2",
+                options.rules_version, horizon);
+            lookups_dropped_to = horizon;
+        }
     }
 
     void discard() {
@@ -460,6 +497,7 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
             "ON CONFLICT (slot_name) DO UPDATE SET durable_lsn = excluded.durable_lsn, updated_at = now()",
             impl.options.slot_name, lsn.to_string(), impl.options.rules_version);
         if (new_checkpoint) {
+            impl.drop_old_lookup_history(w);
             w.exec0("NOTIFY sluice_checkpoint, '" + std::to_string(checkpoint.op_id) + "'");
         }
         w.commit();
@@ -467,6 +505,7 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
         if (new_checkpoint) {
             impl.last_checkpoint_op_id = checkpoint.op_id;
             impl.any_checkpoint = true;
+            impl.recent_checkpoints.emplace_back(std::chrono::steady_clock::now(), checkpoint.op_id);
         }
         impl.durable_lsn = lsn;
         impl.ops_in_batch = 0;

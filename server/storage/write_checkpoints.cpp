@@ -1,6 +1,7 @@
 // Write checkpoint records (see write_checkpoints.h).
 #include "server/storage/write_checkpoints.h"
 
+#include <fmt/format.h>
 #include <pqxx/pqxx>
 
 #include "server/core/pg_errors.h"

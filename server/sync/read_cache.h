@@ -79,8 +79,9 @@ public:
         return m_cache.read_ops(m_storage, bucket, after, up_to, limit);
     }
     protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys,
-                                                                   std::int64_t rules_version) override {
-        return m_storage.lookup(keys, rules_version);
+                                                                   std::int64_t rules_version,
+                                                                   std::int64_t checkpoint_op_id) override {
+        return m_storage.lookup(keys, rules_version, checkpoint_op_id);
     }
     protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                    const std::string& client_id,

@@ -17,10 +17,10 @@ namespace wire = protocol::wire;
 // return one) so the caller reports it after resolve_buckets.
 class StorageLookups final : public config::rules::LookupSource {
 public:
-    StorageLookups(SyncStorage& storage, std::int64_t rules_version)
-        : m_storage(storage), m_rules_version(rules_version) {}
+    StorageLookups(SyncStorage& storage, std::int64_t rules_version, std::int64_t checkpoint_op_id)
+        : m_storage(storage), m_rules_version(rules_version), m_checkpoint_op_id(checkpoint_op_id) {}
     std::vector<std::vector<std::string>> lookup(std::span<const std::string> keys) override {
-        auto result = m_storage.lookup(keys, m_rules_version);
+        auto result = m_storage.lookup(keys, m_rules_version, m_checkpoint_op_id);
         if (!result) {
             m_failure = result.status();
             return std::vector<std::vector<std::string>>(keys.size());
@@ -32,6 +32,7 @@ public:
 private:
     SyncStorage& m_storage;
     std::int64_t m_rules_version;
+    std::int64_t m_checkpoint_op_id;
     Status m_failure;
 };
 
@@ -128,7 +129,8 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
         m_rules = std::move(version);
         m_definitions = m_rules->rules->definitions();
     }
-    StorageLookups lookups(storage, m_rules->id);
+    // The index as of `latest`, like the checksums and ops below: bucket set and data are one state.
+    StorageLookups lookups(storage, m_rules->id, latest);
     config::rules::ResolveOptions options;
     options.max_buckets = m_limits.max_buckets;
     options.max_parameter_results = m_limits.max_parameter_results;

@@ -16,8 +16,9 @@ protocol::Result<std::vector<storage::StoredOp>> ReaderStorage::read_ops(const s
 }
 
 protocol::Result<std::vector<std::vector<std::string>>> ReaderStorage::lookup(std::span<const std::string> keys,
-                                                                              std::int64_t rules_version) {
-    return m_reader->lookup(keys, rules_version);
+                                                                              std::int64_t rules_version,
+                                                                              std::int64_t checkpoint_op_id) {
+    return m_reader->lookup(keys, rules_version, checkpoint_op_id);
 }
 
 protocol::Result<std::optional<std::int64_t>> ReaderStorage::write_checkpoint(const std::string& user_id,

@@ -31,9 +31,9 @@ public:
                                                                                    std::int64_t up_to,
                                                                                    std::size_t limit) = 0;
     // For each key, the bucket parameter values of every lookup entry with that key, in the index
-    // of that rules version.
+    // of that rules version as of checkpoint `checkpoint_op_id`.
     [[nodiscard]] virtual protocol::Result<std::vector<std::vector<std::string>>> lookup(
-        std::span<const std::string> keys, std::int64_t rules_version) = 0;
+        std::span<const std::string> keys, std::int64_t rules_version, std::int64_t checkpoint_op_id) = 0;
     // The highest write checkpoint of (user, client) included in checkpoint `checkpoint_op_id`.
     [[nodiscard]] virtual protocol::Result<std::optional<std::int64_t>> write_checkpoint(
         const std::string& user_id, const std::string& client_id, std::int64_t checkpoint_op_id) = 0;
@@ -48,7 +48,8 @@ public:
     protocol::Result<std::vector<storage::StoredOp>> read_ops(const std::string& bucket, std::int64_t after,
                                                              std::int64_t up_to, std::size_t limit) override;
     protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys,
-                                                                  std::int64_t rules_version) override;
+                                                                  std::int64_t rules_version,
+                                                                  std::int64_t checkpoint_op_id) override;
     protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                   const std::string& client_id,
                                                                   std::int64_t checkpoint_op_id) override;

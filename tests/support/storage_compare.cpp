@@ -71,7 +71,7 @@ Snapshot read(const std::string& uri, std::int64_t version) {
     }
     for (const auto& r : tx.exec_params(
              "SELECT lookup_key || ' ' || source_table || ' ' || row_key || ' ' || bucket_params "
-             "FROM sluice.parameter_lookups WHERE rules_version = $1",
+             "FROM sluice.parameter_lookups WHERE rules_version = $1 AND to_op IS NULL",
              version)) {
         s.lookups.insert(r[0].as<std::string>());
     }

@@ -172,6 +172,53 @@ TEST_CASE("lookup entries follow their source row") {
     CHECK(after.value()[2] == std::vector<std::string>{"[\"l2\"]"});
 }
 
+TEST_CASE("the lookup index as of a checkpoint: a session resolving there sees neither later grants nor later revokes") {
+    const auto uri = migrated_database("bucket_lookup_history");
+    Store s(uri, 2);  // tiny flushes: entries change mid-batch too
+    const std::vector<std::string> keys{"lists/0[\"alice\"]"};
+    auto at = [&](std::optional<std::int64_t> checkpoint) {
+        auto found = s.reader->lookup(keys, sluice::storage::kActiveRulesVersion, checkpoint);
+        REQUIRE(found.is_ok());
+        auto values = found.value()[0];
+        std::sort(values.begin(), values.end());
+        return values;
+    };
+    using V = std::vector<std::string>;
+    s.put("t0", {"global[]"});
+    const auto before = s.commit(5);
+    // A grant written in the same batch as ops: the batch's checkpoint sees it, the one before not.
+    s.put("t1", {"global[]"});
+    s.put("share1", {}, {{keys[0], "[\"l1\"]"}});
+    s.put("t2", {"global[]"});
+    const auto granted = s.commit(10);
+    CHECK(at(before) == V{});
+    CHECK(at(granted) == V{"[\"l1\"]"});
+    // A second grant, a revoke of the first; in between, the share changes twice within one batch.
+    s.put("share2", {}, {{keys[0], "[\"l2\"]"}});
+    s.put("t3", {"global[]"});
+    s.put("share2", {}, {{keys[0], "[\"l3\"]"}});
+    s.put("t4", {"global[]"});
+    s.put("share2", {}, {{keys[0], "[\"l2\"]"}});
+    s.remove("share1");
+    const auto changed = s.commit(20);
+    CHECK(at(granted) == V{"[\"l1\"]"});  // a session still resolving at the older checkpoint
+    CHECK(at(changed) == V{"[\"l2\"]"});
+    CHECK(at(std::nullopt) == V{"[\"l2\"]"});
+    // Flushed after `changed` (two ops force it), not yet a checkpoint: no checkpoint sees it.
+    s.remove("share2");
+    s.put("t5", {"global[]"});
+    s.put("t6", {"global[]"});
+    CHECK(at(changed) == V{"[\"l2\"]"});
+    const auto revoked = s.commit(30);
+    CHECK(revoked > changed);
+    CHECK(at(changed) == V{"[\"l2\"]"});
+    CHECK(at(revoked) == V{});
+    // Entries no checkpoint ever saw (l3 within the second batch) were not kept.
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    CHECK(tx.exec1("SELECT count(*) FROM sluice.parameter_lookups WHERE bucket_params = '[\"l3\"]'")[0].as<int>() == 0);
+}
+
 TEST_CASE("truncate removes every stored row of the table") {
     Store s(migrated_database("bucket_truncate"));
     for (int i = 0; i < 30; ++i) {

@@ -113,8 +113,10 @@ public:
         }
         return out;
     }
+    // The index as it stands now (these tests do not resolve at an older checkpoint).
     protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys,
-                                                                  std::int64_t /*rules_version*/) override {
+                                                                  std::int64_t /*rules_version*/,
+                                                                  std::int64_t /*checkpoint_op_id*/) override {
         std::vector<std::vector<std::string>> out(keys.size());
         for (std::size_t i = 0; i < keys.size(); ++i) {
             for (const auto& [row, entries] : m_lookups) {
