@@ -217,6 +217,9 @@ const std::vector<Field>& schema() {
         f.push_back(int_field("limits.max_parameter_query_results", "1000", 1, 1000000,
                               "most rows the parameter queries may return for one connection",
                               [](Config& c, std::size_t) -> auto& { return c.limits.max_parameter_query_results; }));
+        f.push_back(int_field("limits.max_subscriptions_per_connection", "1000", 1, 1000000,
+                              "most Sync Streams subscriptions one connection may hold (more are ignored and reported)",
+                              [](Config& c, std::size_t) -> auto& { return c.limits.max_subscriptions_per_connection; }));
         f.push_back(int_field("limits.max_connections", "10000", 1, 1000000, "most client connections in total",
                               [](Config& c, std::size_t) -> auto& { return c.limits.max_connections; }));
         f.push_back(int_field("limits.max_connections_per_user", "50", 1, 1000000, "most client connections per user",

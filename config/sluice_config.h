@@ -86,6 +86,7 @@ struct SyncRulesConfig {
 struct LimitsConfig {
     std::int64_t max_buckets_per_connection = 0;
     std::int64_t max_parameter_query_results = 0;
+    std::int64_t max_subscriptions_per_connection = 0;
     std::int64_t max_connections = 0;
     std::int64_t max_connections_per_user = 0;
     std::int64_t max_message_bytes = 0;

@@ -148,6 +148,10 @@ constexpr std::array kErrors{
               "reconnect; check that the storage database is reachable"},
     ErrorInfo{kUploadNotSupported, "SL5015", "uploads are not available on this server (no uploader configured)",
               "run a process with role all or api, which accepts uploads, or upload through your backend API"},
+    ErrorInfo{kTooManySubscriptions, "SL5016",
+              "the request subscribes to more streams than limits.max_subscriptions_per_connection; the subscriptions "
+              "past the limit are ignored and reported in the checkpoint's streams[].errors",
+              "subscribe to fewer streams on one connection, or raise limits.max_subscriptions_per_connection"},
     ErrorInfo{kAuthMissing, "SL5101", "no bearer token was sent", "send Authorization: Bearer <jwt>"},
     ErrorInfo{kAuthInvalid, "SL5102", "the token is not valid for this server", "fetch a new token"},
     ErrorInfo{kAuthExpired, "SL5103", "the token has expired", "fetch a new token"},

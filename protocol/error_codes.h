@@ -89,6 +89,7 @@ enum class ErrorCode : std::uint16_t {
     kUnsupportedMediaType = 5013,
     kSessionStorageFailed = 5014,
     kUploadNotSupported = 5015,
+    kTooManySubscriptions = 5016,
     // authentication (SDKs refresh their token on these)
     kAuthMissing = 5101,
     kAuthInvalid = 5102,

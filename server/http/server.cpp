@@ -162,9 +162,35 @@ Pump::Pump(Shared& shared, net::any_io_executor executor, Send send, std::functi
       m_writer_wake(executor) {}
 
 void Pump::set_session(std::unique_ptr<sync::SyncSession> session, std::vector<std::string> lines) {
-    m_session = std::move(session);
-    push(lines);
+    m_changes.push_back({std::move(session), std::move(lines), {}});
     m_wake.cancel();
+}
+
+void Pump::change_session(SessionChange change) {
+    m_changes.push_back({nullptr, {}, std::move(change)});
+    m_wake.cancel();
+}
+
+const sync::SyncSession* Pump::session() const {
+    for (auto it = m_changes.rbegin(); it != m_changes.rend(); ++it) {
+        if (it->session) {
+            return it->session.get();
+        }
+    }
+    return m_session.get();
+}
+
+void Pump::apply_changes() {
+    while (!m_changes.empty()) {
+        auto next = std::move(m_changes.front());
+        m_changes.pop_front();
+        if (next.session) {
+            m_session = std::move(next.session);
+        } else if (m_session) {
+            next.change(*m_session, next.lines);
+        }
+        push(next.lines);
+    }
 }
 
 void Pump::push(std::vector<std::string>& lines) {
@@ -230,6 +256,7 @@ net::awaitable<void> Pump::drive() {
     auto self = shared_from_this();
     while (m_state != State::kClosed) {
         std::chrono::milliseconds wait(1000);
+        apply_changes();  // no step is running here
         if (m_session && m_state == State::kRunning) {
             std::vector<std::string> lines;
             const auto next = m_session->on_clock(m_shared.now(), lines);
@@ -250,9 +277,6 @@ net::awaitable<void> Pump::drive() {
                             [&](sync::SyncStorage& storage) { return session->step(storage, latest, lines); });
                     },
                     net::use_awaitable);
-                if (session != m_session.get()) {
-                    continue;  // replaced by a new sync_request meanwhile: these lines are stale
-                }
                 if (!status.is_ok()) {
                     kLog.warn("session user={} failed: {}", m_session->user_id(), status.to_string());
                     fail(status);
@@ -727,6 +751,7 @@ ServerOptions options_from_config(const config::Config& config) {
     o.upload_threads = static_cast<std::size_t>(config.uploads.connections);
     o.max_upload_ops = static_cast<std::size_t>(config.limits.max_upload_batch_ops);
     o.session.max_buckets = static_cast<std::size_t>(config.limits.max_buckets_per_connection);
+    o.session.max_subscriptions = static_cast<std::size_t>(config.limits.max_subscriptions_per_connection);
     o.session.max_parameter_results = static_cast<std::size_t>(config.limits.max_parameter_query_results);
     return o;
 }

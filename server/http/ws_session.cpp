@@ -91,18 +91,27 @@ net::awaitable<void> read_messages(Shared& shared, WebSocket& ws, Pump& pump, au
                 pump.fail(verified.status());
                 co_return;
             }
-            token = verified.value();
-            if (auto* session = pump.session()) {
-                if (auto status = session->replace_token(std::move(verified).value(), shared.now(), lines); !status) {
-                    close_code = websocket::close_code::policy_error;
-                    pump.fail(status);
-                    co_return;
-                }
-                pump.push(lines);
+            if (verified->user_id != token.user_id) {
+                close_code = websocket::close_code::policy_error;
+                pump.fail({ErrorCode::kAuthInvalid, "the new token is for another user than the session's"});
+                co_return;
             }
+            token = verified.value();
+            pump.change_session([fresh_token = std::move(verified).value(), now = shared.now()](
+                                    sync::SyncSession& session, std::vector<std::string>& out) mutable {
+                (void)session.replace_token(std::move(fresh_token), now, out);  // same user: cannot fail
+            });
         } else if (auto* update = std::get_if<protocol::wire::UpdateSubscriptionsMessage>(&message.value())) {
-            // A new subscription list restarts the stream with a new full checkpoint.
-            protocol::wire::SyncRequest request = pump.session() ? pump.session()->request() : protocol::wire::SyncRequest{};
+            // A new complete subscription list: the session answers with a new full checkpoint,
+            // sending only data the client does not hold yet.
+            if (pump.session() != nullptr) {
+                pump.change_session([streams = std::move(update->streams)](sync::SyncSession& session,
+                                                                           std::vector<std::string>&) mutable {
+                    session.update_streams(std::move(streams));
+                });
+                continue;
+            }
+            protocol::wire::SyncRequest request;  // subscriptions before any sync_request: a session for them
             request.streams = std::move(update->streams);
             auto session = sync::SyncSession::create(shared.deps.rules, token, std::move(request),
                                                      shared.options.session, shared.now());

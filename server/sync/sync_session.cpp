@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "protocol/wire/line_encoder.h"
 
 namespace sluice::sync {
@@ -49,6 +51,39 @@ wire::OpType op_type(int op) {
     }
 }
 
+// The checkpoint's `streams`: the resolution's, one to one, plus an error for each subscription past
+// the connection's limit (those were not resolved; they bring no buckets).
+std::vector<wire::StreamInfo> stream_infos(const config::rules::Resolution& resolution,
+                                           const wire::SyncRequest& request, std::size_t max_subscriptions) {
+    std::vector<wire::StreamInfo> streams;
+    streams.reserve(resolution.streams.size());
+    for (const auto& s : resolution.streams) {
+        wire::StreamInfo info{s.name, s.is_default, {}};
+        for (const auto& e : s.errors) {
+            info.errors.push_back({e.subscription ? std::optional(static_cast<std::uint32_t>(*e.subscription))
+                                                  : std::nullopt,
+                                   e.message});
+        }
+        streams.push_back(std::move(info));
+    }
+    if (!request.streams) {
+        return streams;
+    }
+    const auto& subscriptions = request.streams->subscriptions;
+    for (std::size_t i = max_subscriptions; i < subscriptions.size(); ++i) {
+        auto it = std::find_if(streams.begin(), streams.end(),
+                               [&](const auto& s) { return s.name == subscriptions[i].stream; });
+        if (it == streams.end()) {
+            it = streams.insert(streams.end(), wire::StreamInfo{subscriptions[i].stream, false, {}});
+        }
+        it->errors.push_back({static_cast<std::uint32_t>(i),
+                              fmt::format("{}: more than limits.max_subscriptions_per_connection ({}) subscriptions; "
+                                          "this one is ignored",
+                                          protocol::error_id(ErrorCode::kTooManySubscriptions), max_subscriptions)});
+    }
+    return streams;
+}
+
 std::optional<std::string_view> non_empty(const std::string& s) {
     return s.empty() ? std::nullopt : std::optional<std::string_view>(s);
 }
@@ -87,6 +122,36 @@ SyncSession::SyncSession(std::shared_ptr<const RulesSource> rules, auth::Verifie
     for (const auto& b : m_request.buckets) {
         m_after[b.name] = static_cast<std::int64_t>(b.after);
     }
+    apply_streams();
+}
+
+void SyncSession::apply_streams() {
+    if (!m_request.streams) {
+        return;  // a client without Sync Streams: the defaults (bucket_definitions, auto_subscribe)
+    }
+    const auto& requested = m_request.streams->subscriptions;
+    std::vector<config::rules::StreamSubscription> subscriptions;
+    subscriptions.reserve(std::min(requested.size(), m_limits.max_subscriptions));
+    for (std::size_t i = 0; i < requested.size() && i < m_limits.max_subscriptions; ++i) {
+        const auto& s = requested[i];
+        subscriptions.push_back({s.stream, s.parameters, s.override_priority});
+    }
+    m_rules_request.set_streams(m_request.streams->include_defaults, std::move(subscriptions));
+}
+
+void SyncSession::update_streams(protocol::wire::StreamsRequest streams) {
+    m_request.streams = std::move(streams);
+    apply_streams();
+    m_started = false;
+    m_resolve_now = true;
+    for (std::size_t i = m_next; i < m_pending.size(); ++i) {
+        m_unfinished.insert(m_pending[i].bucket);
+    }
+    m_pending.clear();
+    m_next = 0;
+    if (m_state == SessionState::kDownloading) {
+        m_state = SessionState::kWaiting;
+    }
 }
 
 bool SyncSession::has_work(std::int64_t latest) const {
@@ -94,7 +159,7 @@ bool SyncSession::has_work(std::int64_t latest) const {
         case SessionState::kDownloading:
             return true;
         case SessionState::kWaiting:
-            return latest > m_checkpoint;
+            return latest > m_checkpoint || (m_resolve_now && latest > 0);
         case SessionState::kEnded:
             return false;
     }
@@ -102,7 +167,7 @@ bool SyncSession::has_work(std::int64_t latest) const {
 }
 
 Status SyncSession::step(SyncStorage& storage, std::int64_t latest, std::vector<std::string>& out) {
-    if (m_state == SessionState::kWaiting && latest > m_checkpoint) {
+    if (m_state == SessionState::kWaiting && (latest > m_checkpoint || (m_resolve_now && latest > 0))) {
         if (auto status = begin_checkpoint(storage, latest, out); !status) {
             return status;
         }
@@ -127,7 +192,6 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
             return {ErrorCode::kSessionStorageFailed, "no sync rules version is active in storage yet"};
         }
         m_rules = std::move(version);
-        m_definitions = m_rules->rules->definitions();
     }
     // The index as of `latest`, like the checksums and ops below: bucket set and data are one state.
     StorageLookups lookups(storage, m_rules->id, latest);
@@ -169,8 +233,7 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
     for (const auto& b : resolution->buckets) {
         BucketInfo info;
         info.priority = b.priority;
-        auto it = std::find(m_definitions.begin(), m_definitions.end(), b.definition);
-        info.definition = static_cast<std::uint32_t>(it - m_definitions.begin());
+        info.sources = b.sources;
         if (auto c = checksums->find(b.id); c != checksums->end()) {
             info.checksum = c->second.checksum;
             info.count = c->second.count;
@@ -184,7 +247,15 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
         c.checksum = info.checksum;
         c.count = info.count;
         c.priority = info.priority;
-        c.subscriptions = std::vector<wire::BucketSubscription>{{wire::BucketSubscription::Kind::kDefault, info.definition}};
+        std::vector<wire::BucketSubscription> subscriptions;
+        subscriptions.reserve(info.sources.size());
+        for (const auto& source : info.sources) {
+            subscriptions.push_back({source.kind == config::rules::BucketSource::Kind::kDefault
+                                         ? wire::BucketSubscription::Kind::kDefault
+                                         : wire::BucketSubscription::Kind::kSub,
+                                     static_cast<std::uint32_t>(source.index)});
+        }
+        c.subscriptions = std::move(subscriptions);
         return c;
     };
 
@@ -197,22 +268,22 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
         wire::Checkpoint checkpoint;
         checkpoint.last_op_id = static_cast<std::uint64_t>(latest);
         checkpoint.write_checkpoint = write_checkpoint;
-        std::vector<wire::StreamInfo> streams;
-        for (const auto& name : m_definitions) {
-            streams.push_back({name, true, {}});
-        }
-        checkpoint.streams = std::move(streams);
+        checkpoint.streams = stream_infos(*resolution, m_request, m_limits.max_subscriptions);
         for (const auto& [id, info] : buckets) {
             checkpoint.buckets.push_back(describe(id, info));
-            // A bucket the client holds ops beyond this checkpoint for cannot be continued: send it
-            // from the start (its checksum then tells the client to re-download).
-            if (info.count > 0 && m_after[id] < latest) {
+            // After update_streams: a bucket this session sent in full, unchanged since, needs no data.
+            const auto sent = m_buckets.find(id);
+            const bool client_has_it = sent != m_buckets.end() && sent->second.checksum == info.checksum &&
+                                       sent->second.count == info.count && !m_unfinished.contains(id);
+            if (info.count > 0 && m_after[id] < latest && !client_has_it) {
                 m_pending.push_back({id, info.priority});
             }
         }
+        m_unfinished.clear();
         std::erase_if(m_after, [&](const auto& entry) { return !buckets.contains(entry.first); });
         wire::encode_checkpoint(line, checkpoint);
         m_started = true;
+        m_resolve_now = false;
     } else {
         wire::CheckpointDiff diff;
         diff.last_op_id = static_cast<std::uint64_t>(latest);

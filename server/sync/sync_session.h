@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ namespace sluice::sync {
 struct SessionLimits {
     std::size_t max_buckets = 1000;            // limits.max_buckets_per_connection
     std::size_t max_parameter_results = 1000;  // limits.max_parameter_query_results
+    std::size_t max_subscriptions = 1000;      // limits.max_subscriptions_per_connection (Sync Streams)
     std::size_t ops_per_line = 1000;           // ops per data line (one storage read)
     std::size_t line_bytes = 256 * 1024;       // a data line stops growing past this much row data (>= 1 op),
                                                // so one line never outgrows a session's outbound queue
@@ -69,6 +71,11 @@ public:
     // token_expires_in 0 and kEnded. Returns the seconds until it should be called again.
     std::int64_t on_clock(std::int64_t now, std::vector<std::string>& out);
 
+    // A new complete Sync Streams subscription list (WebSocket `update_subscriptions`): the next
+    // step() sends a full checkpoint at once, resolved with it, and data only for what the client
+    // does not hold yet (a checkpoint in progress is abandoned; buckets keep their progress).
+    void update_streams(protocol::wire::StreamsRequest streams);
+
     // A fresh token for the same user (WebSocket `token` message): answered with token_expires_in.
     // SL5102 when it names another user.
     [[nodiscard]] protocol::Status replace_token(auth::VerifiedToken token, std::int64_t now,
@@ -86,7 +93,7 @@ private:
         int priority = 3;
         std::uint32_t checksum = 0;
         std::int64_t count = 0;
-        std::uint32_t definition = 0;  // index into the rules' definitions (the checkpoint's streams)
+        std::vector<config::rules::BucketSource> sources;  // the streams / subscriptions it serves
         bool operator==(const BucketInfo&) const = default;
     };
     struct Pending {
@@ -99,19 +106,23 @@ private:
                 std::int64_t now);
 
     protocol::Status begin_checkpoint(SyncStorage& storage, std::int64_t latest, std::vector<std::string>& out);
+    // Hands the request's streams to the rules request; subscriptions past the limit are kept out
+    // and reported (m_excess_subscriptions) in the checkpoint's streams.
+    void apply_streams();
     protocol::Status produce_data(SyncStorage& storage, std::size_t& bytes, std::vector<std::string>& out);
     void finish_bucket(std::vector<std::string>& out, std::size_t& bytes);
 
     std::shared_ptr<const RulesSource> m_source;
     std::shared_ptr<const RulesVersion> m_rules;  // the version of the last checkpoint started
-    std::vector<std::string> m_definitions;       // its bucket definitions (the checkpoints' streams)
     auth::VerifiedToken m_token;
     protocol::wire::SyncRequest m_request;
     config::rules::Request m_rules_request;
     SessionLimits m_limits;
 
     SessionState m_state = SessionState::kWaiting;
-    bool m_started = false;         // the first full checkpoint was sent
+    bool m_started = false;         // the first full checkpoint was sent (false again after update_streams)
+    bool m_resolve_now = false;     // update_streams: a full checkpoint is due even at the same op_id
+    std::set<std::string> m_unfinished;  // update_streams: buckets of the abandoned checkpoint not yet sent in full
     std::int64_t m_checkpoint = 0;  // the checkpoint being sent (kDownloading) or last sent
     std::optional<std::uint64_t> m_write_checkpoint;  // the last write_checkpoint sent
     std::map<std::string, BucketInfo> m_buckets;     // what the client was told, per bucket

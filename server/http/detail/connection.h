@@ -109,10 +109,18 @@ public:
 
     Pump(Shared& shared, net::any_io_executor executor, Send send, std::function<void()> abort, bool ndjson);
 
+    using SessionChange = std::function<void(sync::SyncSession&, std::vector<std::string>& lines)>;
+
     // Sets (or replaces, for a WebSocket sync_request sent again) the session, with lines already
-    // produced for it.
+    // produced for it. Like every change to the session, it takes effect between two steps: a step
+    // runs on a worker thread, and the session must not change (or be freed) under it.
     void set_session(std::unique_ptr<sync::SyncSession> session, std::vector<std::string> lines);
-    [[nodiscard]] sync::SyncSession* session() { return m_session.get(); }
+    // Runs `change` on the session between two steps, in order with set_session and other changes
+    // (a WebSocket token or update_subscriptions message); it is dropped when there is no session.
+    void change_session(SessionChange change);
+    // The newest session: the last one set_session queued, else the running one; null before the
+    // first. For reading its request() on the connection's strand (steps never change it).
+    [[nodiscard]] const sync::SyncSession* session() const;
     // Queues lines; closes the session as too slow when the queue would exceed its bound.
     void push(std::vector<std::string>& lines);
     // Queues an error line and closes once it is written.
@@ -126,6 +134,7 @@ public:
 
 private:
     net::awaitable<void> drive();
+    void apply_changes();  // the queued set_session / change_session calls, in order
     net::awaitable<void> write();
     void close_slow();
 
@@ -136,6 +145,12 @@ private:
     bool m_ndjson;  // HTTP stream: lines end with '\n'
     State m_state = State::kRunning;
     std::unique_ptr<sync::SyncSession> m_session;
+    struct Change {
+        std::unique_ptr<sync::SyncSession> session;  // set_session
+        std::vector<std::string> lines;
+        SessionChange change;                        // or change_session
+    };
+    std::deque<Change> m_changes;  // applied by drive() between steps
     std::deque<std::string> m_queue;
     std::size_t m_queued_bytes = 0;
     std::chrono::steady_clock::time_point m_last_progress;

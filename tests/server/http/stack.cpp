@@ -37,7 +37,7 @@ std::string token_for(const std::string& user, std::int64_t lifetime) {
     return mint_token(stack_key(), user, unix_now(), lifetime, "sluice-test");
 }
 
-Stack::Stack(const std::string& name, http::ServerOptions options) {
+Stack::Stack(const std::string& name, http::ServerOptions options, const std::string& rules_yaml) {
     source = fresh_database(name + "_src");
     storage = fresh_database(name + "_sto");
     const auto dir = std::string(SLUICE_SOURCE_DIR) + "/deploy/demo/";
@@ -51,7 +51,11 @@ Stack::Stack(const std::string& name, http::ServerOptions options) {
         pqxx::connection c(storage);
         REQUIRE(storage::migrate(c, migrations::embedded()).is_ok());
     }
-    auto compiled = config::rules::RuleSet::compile(read_file(dir + "sync-rules.yaml"), "sync-rules.yaml", {"1#"});
+    auto compiled = config::rules::RuleSet::compile(rules_yaml.empty() ? read_file(dir + "sync-rules.yaml") : rules_yaml,
+                                                    "sync-rules.yaml", {"1#"});
+    for (const auto& d : compiled.diagnostics) {
+        UNSCOPED_INFO(d.message);
+    }
     REQUIRE(compiled.rules);
     rules = compiled.rules;
     app::ReplicatorConfig rc;

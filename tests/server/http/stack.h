@@ -39,7 +39,8 @@ struct Stack {
 
     // Databases named after `name` (unique per test case), seeded with users u1, u2, lists l1 (u1's)
     // and l2 (u2's), todos t1 (l1) and t2 (l2); returns once the first checkpoint is published.
-    explicit Stack(const std::string& name, http::ServerOptions options = {});
+    // `rules_yaml` replaces the demo rules (deploy/demo/sync-rules.yaml) when not empty.
+    explicit Stack(const std::string& name, http::ServerOptions options = {}, const std::string& rules_yaml = "");
     ~Stack();
     Stack(const Stack&) = delete;
     Stack& operator=(const Stack&) = delete;
