@@ -85,16 +85,18 @@ struct Setup {
     sluice::app::ReplicatorConfig config;
 };
 
-Setup setup(const std::string& tag) {
+Setup setup(const std::string& tag, const std::string& rules = kRules,
+            const std::string& schema =
+                "CREATE TABLE items (id bigint PRIMARY KEY, owner text NOT NULL, payload text NOT NULL)") {
     Setup s;
     s.source = fresh("bench_" + tag + "_source");
     s.storage = fresh("bench_" + tag + "_storage");
-    exec(s.source, "CREATE TABLE items (id bigint PRIMARY KEY, owner text NOT NULL, payload text NOT NULL)");
+    exec(s.source, schema);
     pqxx::connection c(s.storage);
     if (auto r = sluice::storage::migrate(c, sluice::migrations::embedded()); !r) {
         throw std::runtime_error(r.status().to_string());
     }
-    auto compiled = sluice::config::rules::RuleSet::compile(kRules, "bench-rules.yaml", {"1#"});
+    auto compiled = sluice::config::rules::RuleSet::compile(rules, "bench-rules.yaml", {"1#"});
     if (!compiled.rules) {
         throw std::runtime_error("bench rules do not compile");
     }
@@ -354,6 +356,68 @@ void phase_decode(long rows) {
 
 }  // namespace
 
+// Sync Streams (issue 8): the same source data replicated under 20 stream definitions whose
+// access goes through subqueries on 5 member tables, and under the equivalent 20
+// bucket_definitions (a parameter query per definition). Rows go to 20 data tables (one bucket per
+// project each) and, one in ten, to the member tables (lookup entries).
+namespace {
+
+constexpr int kStreamTables = 20;
+constexpr int kMemberTables = 5;
+
+std::string streams_schema() {
+    std::string sql;
+    for (int i = 0; i < kStreamTables; ++i) {
+        sql += fmt::format("CREATE TABLE t{} (id bigint PRIMARY KEY, project_id text NOT NULL, payload text NOT NULL);", i);
+    }
+    for (int m = 0; m < kMemberTables; ++m) {
+        sql += fmt::format("CREATE TABLE members{} (id bigint PRIMARY KEY, project_id text NOT NULL, user_id text NOT NULL);", m);
+    }
+    return sql;
+}
+
+std::string streams_rules(bool streams) {
+    std::string y = streams ? "config:\n  edition: 3\nstreams:\n" : "bucket_definitions:\n";
+    for (int i = 0; i < kStreamTables; ++i) {
+        y += streams ? fmt::format("  s{0}:\n    query: SELECT * FROM t{0} WHERE project_id = subscription.parameter('project') "
+                                   "AND project_id IN (SELECT project_id FROM members{1} WHERE user_id = auth.user_id())\n",
+                                   i, i % kMemberTables)
+                     : fmt::format("  b{0}:\n    parameters: SELECT project_id FROM members{1} WHERE user_id = request.user_id()\n"
+                                   "    data:\n      - SELECT * FROM t{0} WHERE project_id = bucket.project_id\n",
+                                   i, i % kMemberTables);
+    }
+    return y;
+}
+
+// ~100-byte rows, 100 per transaction: each transaction writes to one data table (200 projects)
+// and adds 10 member rows (1000 users).
+std::string insert_stream_rows(long rows) {
+    return fmt::format(
+        "DO $$ BEGIN FOR b IN 0..{0} LOOP "
+        "EXECUTE format('INSERT INTO t%s SELECT g, ''project-'' || (g %% 200), repeat(md5(g::text), 2) || ''abcdef'' "
+        "FROM generate_series(%s, %s) g', b % {1}, b * 100, b * 100 + 99); "
+        "EXECUTE format('INSERT INTO members%s SELECT g, ''project-'' || (g %% 200), ''user-'' || (g %% 1000) "
+        "FROM generate_series(%s, %s) g', b % {2}, b * 10, b * 10 + 9); "
+        "COMMIT; END LOOP; END $$",
+        rows / 100 - 1, kStreamTables, kMemberTables);
+}
+
+void phase_streams(long rows) {
+    for (const bool streams : {true, false}) {
+        auto s = setup(streams ? "streams20" : "bucketdefs20", streams_rules(streams), streams_schema());
+        replicate_until(s, "");
+        exec(s.source, insert_stream_rows(rows));
+        const auto target = lsn_now(s.source);
+        const auto run = replicate_until(s, target);
+        const long total = rows + rows / 10;
+        row(fmt::format("{} rows under 20 {}", total, streams ? "streams with subqueries" : "bucket_definitions"),
+            fmt::format("{:.0f} rows/s", total / run.seconds), "-", "");
+        cpu_row(run, total);
+    }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     long rows = 1'000'000;
     std::string phase = "all";
@@ -380,6 +444,9 @@ int main(int argc, char** argv) {
         }
         if (phase == "all" || phase == "decode") {
             phase_decode(rows);
+        }
+        if (phase == "all" || phase == "streams") {
+            phase_streams(rows / 4);
         }
         if (phase == "bigtxn") {  // alone: peak RSS is per process
             phase_bigtxn(rows);

@@ -40,10 +40,15 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
 #include <pqxx/pqxx>
 
 #include "bench/bench_db.h"
 #include "bench/ws_swarm.h"
+#include "config/rules/json.h"
 #include "migrations/migrations.h"
 #include "server/app/replicator.h"
 #include "server/auth/token_verifier.h"
@@ -121,8 +126,8 @@ std::string mint_token(const std::string& user) {
     return input + "." + base64url(std::string_view(reinterpret_cast<const char*>(mac), length));
 }
 
-std::shared_ptr<const sluice::config::rules::RuleSet> bench_rules() {
-    auto compiled = sluice::config::rules::RuleSet::compile(kRules, "bench-rules.yaml", {"1#"});
+std::shared_ptr<const sluice::config::rules::RuleSet> bench_rules(const char* yaml = kRules) {
+    auto compiled = sluice::config::rules::RuleSet::compile(yaml, "bench-rules.yaml", {"1#"});
     if (!compiled.rules) {
         throw std::runtime_error("the bench rules do not compile");
     }
@@ -131,7 +136,8 @@ std::shared_ptr<const sluice::config::rules::RuleSet> bench_rules() {
 
 std::unique_ptr<sluice::http::Server> start_server(const std::string& storage,
                                                    std::shared_ptr<sluice::sync::CheckpointHub> hub,
-                                                   sluice::http::ServerOptions options = {}) {
+                                                   sluice::http::ServerOptions options = {},
+                                                   std::shared_ptr<const sluice::config::rules::RuleSet> rules = {}) {
     sluice::config::AuthConfig auth;
     auth.audience = {kAudience};
     auth.keys = {{"k1", "HS256", kSecret, ""}};
@@ -142,7 +148,7 @@ std::unique_ptr<sluice::http::Server> start_server(const std::string& storage,
         throw std::runtime_error(verifier.status().to_string());
     }
     sluice::http::ServerDeps deps;
-    deps.rules = std::make_shared<const sluice::sync::RulesSource>(bench_rules());
+    deps.rules = std::make_shared<const sluice::sync::RulesSource>(rules ? std::move(rules) : bench_rules());
     deps.verifier = std::move(verifier).value();
     deps.storage = sluice::sync::StoragePool::for_conninfo(storage);
     deps.hub = std::move(hub);
@@ -590,6 +596,137 @@ void phase_fanout(std::size_t clients, int probes, bool with_client_id) {
 
 }  // namespace
 
+namespace {
+
+// Sync Streams (issue 8): the time from sending update_subscriptions on a connection with 100
+// active subscriptions to the checkpoint_complete that answers it, alternately subscribing to one
+// more project (10 rows to download) and unsubscribing from it. Storage is filled directly through
+// the rules (3,000 items in 300 projects; the user is a member of every project).
+constexpr const char* kStreamRules = R"(config:
+  edition: 3
+streams:
+  project_items:
+    query: SELECT * FROM items WHERE project_id = subscription.parameter('p') AND project_id IN (SELECT project_id FROM members WHERE user_id = auth.user_id())
+)";
+
+std::int64_t fill_through_rules(const std::string& storage, const sluice::config::rules::RuleSet& rules) {
+    auto writer = sluice::storage::BucketWriter::open(storage, {"bench", 20000});
+    if (!writer) {
+        throw std::runtime_error(writer.status().to_string());
+    }
+    auto add = [&](const std::string& table, const std::string& json) {
+        std::string error;
+        auto row = sluice::config::rules::json_object_to_row(json, &error);
+        if (!row) {
+            throw std::runtime_error(error);
+        }
+        const sluice::config::rules::TableName name{"public", table};
+        sluice::config::rules::RowEvaluation rows;
+        rules.evaluate_row(name, *row, rows);
+        sluice::config::rules::ParameterEvaluation parameters;
+        rules.evaluate_parameter_row(name, *row, parameters);
+        sluice::core::EvaluatedChange change;
+        change.row = {"public." + table, "[\"" + row->find("id")->to_text().value() + "\"]"};
+        change.stored = json;
+        for (auto& r : rows.rows) {
+            change.placements.push_back({r.bucket, r.table, r.id, r.data});
+        }
+        for (auto& e : parameters.entries) {
+            change.lookups.push_back({e.key, e.values});
+        }
+        if (auto s = writer.value()->apply(change); !s) {
+            throw std::runtime_error(s.to_string());
+        }
+    };
+    for (int p = 0; p < 300; ++p) {
+        add("members", fmt::format(R"({{"id":"m{0}","project_id":"p{0}","user_id":"user-0"}})", p));
+        for (int i = 0; i < 10; ++i) {
+            add("items", fmt::format(R"({{"id":"i{0}-{1}","project_id":"p{0}","payload":"{2:064}"}})", p, i, p * 10 + i));
+        }
+    }
+    auto checkpoint = writer.value()->commit(sluice::protocol::Lsn(1));
+    if (!checkpoint) {
+        throw std::runtime_error(checkpoint.status().to_string());
+    }
+    return checkpoint->op_id;
+}
+
+std::string project_subscriptions(int count, int extra) {
+    std::string out = R"({"include_defaults":true,"subscriptions":[)";
+    for (int p = 0; p < count; ++p) {
+        out += fmt::format(R"({}{{"stream":"project_items","parameters":{{"p":"p{}"}}}})", p == 0 ? "" : ",", p);
+    }
+    if (extra >= 0) {
+        out += fmt::format(R"(,{{"stream":"project_items","parameters":{{"p":"p{}"}}}})", extra);
+    }
+    return out + "]}";
+}
+
+void phase_subscribe(int probes) {
+    namespace beast = boost::beast;
+    const auto storage = fresh_storage("bench_subscribe_storage");
+    auto rules = bench_rules(kStreamRules);
+    auto hub = std::make_shared<sluice::sync::CheckpointHub>();
+    hub->publish(fill_through_rules(storage, *rules));
+    auto server = start_server(storage, hub, {}, rules);
+
+    boost::asio::io_context ioc;
+    beast::websocket::stream<boost::asio::ip::tcp::socket> ws(ioc);
+    ws.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"), server->port()});
+    ws.next_layer().set_option(boost::asio::ip::tcp::no_delay(true));
+    ws.set_option(beast::websocket::stream_base::decorator([](beast::websocket::request_type& request) {
+        request.set(beast::http::field::authorization, "Bearer " + mint_token("user-0"));
+    }));
+    ws.handshake("127.0.0.1", "/sync/ws");
+    ws.read_message_max(64 << 20);
+    beast::flat_buffer buffer;
+    std::size_t rows = 0;
+    auto until_complete = [&] {
+        for (;;) {
+            buffer.clear();
+            ws.read(buffer);
+            const auto text = beast::buffers_to_string(buffer.data());
+            for (std::size_t at = text.find(R"("op":"PUT")"); at != std::string::npos; at = text.find(R"("op":"PUT")", at + 1)) {
+                ++rows;
+            }
+            if (text.starts_with(R"({"checkpoint_complete")")) {
+                return;
+            }
+        }
+    };
+    ws.text(true);
+    ws.write(boost::asio::buffer(R"({"type":"sync_request","buckets":[],"raw_data":true,"streams":)" +
+                                 project_subscriptions(100, -1) + "}"));
+    until_complete();
+    if (rows != 1000) {
+        throw std::runtime_error(fmt::format("the initial sync brought {} rows, not 1000", rows));
+    }
+    std::vector<double> subscribe_ms;
+    std::vector<double> unsubscribe_ms;
+    for (int k = 0; k < probes; ++k) {
+        const bool subscribe = k % 2 == 0;
+        const auto message = R"({"type":"update_subscriptions","streams":)" +
+                             project_subscriptions(100, subscribe ? 100 + (k / 2) % 200 : -1) + "}";
+        const auto start = Clock::now();
+        ws.write(boost::asio::buffer(message));
+        until_complete();
+        (subscribe ? subscribe_ms : unsubscribe_ms)
+            .push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+    ws.close(beast::websocket::close_code::normal);
+    auto percentile = [](std::vector<double> v, double q) {
+        std::sort(v.begin(), v.end());
+        return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
+    };
+    for (const auto& [what, v] : {std::pair{"subscribe (+1 project, 10 rows)", &subscribe_ms},
+                                  std::pair{"unsubscribe (-1 project)", &unsubscribe_ms}}) {
+        print_row(fmt::format("{} with 100 active subscriptions, p50 / p99", what),
+                  fmt::format("{:.2f} / {:.2f} ms", percentile(*v, 0.5), percentile(*v, 0.99)), "-", true);
+    }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     if (argc == 4 && std::string_view(argv[1]) == "--idle-clients") {
         return idle_clients(static_cast<std::uint16_t>(std::stoi(argv[2])), std::stoul(argv[3]));
@@ -626,6 +763,9 @@ int main(int argc, char** argv) {
         }
         if (phase == "all" || phase == "idle") {
             phase_idle(sessions, "/proc/self/exe");
+        }
+        if (phase == "all" || phase == "subscribe") {
+            phase_subscribe(std::max(probes * 20, 200));
         }
         if (phase == "all" || phase == "fanout") {
             phase_fanout(clients, probes, true);

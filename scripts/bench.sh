@@ -43,8 +43,9 @@ run uploads "$BUILD_DIR/bench/upload_bench"
 run serving "$BUILD_DIR/bench/serving_bench"
 
 echo
-echo "=== every figure with a target (load average now: $(cut -d' ' -f1 /proc/loadavg))"
+echo "=== every figure with a target, and the Sync Streams comparisons (load average now: $(cut -d' ' -f1 /proc/loadavg))"
 for log in "$LOGS"/*.txt; do
     name=$(basename "$log" .txt)
-    grep -E 'MET|target|FAILED' "$log" | grep -vE '^benchmark +result' | sed "s/^/$(printf '%-12s' "$name") /" || true
+    grep -E 'MET|MISSED| ok$|target|FAILED|under 20 |active subscriptions' "$log" | grep -vE '^benchmark +result' |
+        sed "s/^/$(printf '%-12s' "$name") /" || true
 done
