@@ -4,6 +4,6 @@
 
 namespace sluice::protocol::wire {
 
-inline constexpr int kProtocolVersion = 2;
+inline constexpr int kProtocolVersion = 3;
 
 }  // namespace sluice::protocol::wire
