@@ -234,6 +234,15 @@ void Pump::abort() {
     }
 }
 
+void Pump::finish() {
+    m_going_away = true;
+    if (m_state == State::kRunning) {
+        m_state = State::kClosing;
+    }
+    m_writer_wake.cancel();
+    m_wake.cancel();
+}
+
 void Pump::close_slow() {
     m_shared.stats.slow_clients_closed++;
     kLog.warn("closing a sync session: {}", protocol::error_info(ErrorCode::kClientTooSlow).cause);
@@ -491,7 +500,7 @@ net::awaitable<void> sync_stream(Shared& shared, Stream& stream, const Request& 
     ConnectionGuard guard(shared, [executor, weak = std::weak_ptr<Pump>(pump)] {
         net::post(executor, [weak] {
             if (auto p = weak.lock()) {
-                p->abort();
+                p->finish();
             }
         });
     });

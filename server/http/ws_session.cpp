@@ -230,7 +230,7 @@ net::awaitable<void> run_websocket(Shared& shared, websocket::stream<Stream> ws,
     ConnectionGuard guard(shared, [executor, weak = std::weak_ptr<Pump>(pump)] {
         net::post(executor, [weak] {
             if (auto p = weak.lock()) {
-                p->abort();
+                p->finish();
             }
         });
     });
@@ -242,7 +242,8 @@ net::awaitable<void> run_websocket(Shared& shared, websocket::stream<Stream> ws,
         co_await pump->run();
         // The stream ended (token expired, error, too slow): close so the reader returns.
         if (beast::get_lowest_layer(ws).socket().is_open()) {
-            auto [cec] = co_await ws.async_close(close_code, kTuple);
+            auto [cec] = co_await ws.async_close(pump->going_away() ? websocket::close_code::going_away : close_code,
+                                                 kTuple);
             if (cec) {
                 beast::error_code ignored;
                 beast::get_lowest_layer(ws).socket().close(ignored);

@@ -46,7 +46,7 @@ struct Shared {
     std::mutex mutex;  // guards the members below; taken by I/O threads
     std::size_t sessions = 0;
     std::map<std::string, std::size_t> sessions_per_user;
-    std::map<std::uint64_t, std::function<void()>> aborts;  // live connections: close them on stop
+    std::map<std::uint64_t, std::function<void()>> aborts;  // live connections: end them on stop
     std::uint64_t next_connection = 1;
     bool stopping = false;
 
@@ -125,8 +125,12 @@ public:
     void push(std::vector<std::string>& lines);
     // Queues an error line and closes once it is written.
     void fail(const protocol::Status& status);
-    // Ends both loops now (client gone, server stopping).
+    // Ends both loops now (client gone).
     void abort();
+    // The server is stopping: writes what is queued, then the stream ends (the WebSocket with close
+    // code 1001 "going away", the HTTP stream with its last chunk), so clients reconnect at once.
+    void finish();
+    [[nodiscard]] bool going_away() const { return m_going_away; }
     [[nodiscard]] State state() const { return m_state; }
 
     // Runs until closed. Subscribes to new checkpoints for its lifetime.
@@ -144,6 +148,7 @@ private:
     std::function<void()> m_abort;
     bool m_ndjson;  // HTTP stream: lines end with '\n'
     State m_state = State::kRunning;
+    bool m_going_away = false;  // finish() was called
     std::unique_ptr<sync::SyncSession> m_session;
     struct Change {
         std::unique_ptr<sync::SyncSession> session;  // set_session

@@ -238,7 +238,14 @@ TEST_CASE("a rules version switch while writes continue: clients move to the new
 
     workload.insert_user("marker");
     REQUIRE(sluice::test::wait_for_marker(storage, "marker", 120, "2#own_profile"));
-    const auto target = hub->latest();
+    // The checkpoint with the marker, from storage: the hub may not have heard of it yet (the
+    // listener's notification can lag under load), and a target from it could be older.
+    auto reader = sluice::storage::BucketReader::open(storage);
+    REQUIRE(reader);
+    auto newest = reader.value()->latest_checkpoint();
+    REQUIRE(newest);
+    REQUIRE(newest.value());
+    const auto target = newest.value()->op_id;
     REQUIRE(pump_until(client, [&] { return client.applied >= static_cast<std::uint64_t>(target); }));
     CHECK(client.state.checksum_failures() == 0);
     CHECK_FALSE(client.lost_profile);

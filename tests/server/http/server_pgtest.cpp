@@ -187,3 +187,16 @@ TEST_CASE("WebSocket: sync request, live diff, token refresh, invalid messages")
     CHECK(reply->find("SL5008") != std::string::npos);
     CHECK_FALSE(ws.next_message().has_value());  // closed after the error
 }
+
+TEST_CASE("stopping the server ends WebSocket sessions with 1001 going away, after what was queued") {
+    Stack stack("http_stop");
+    WsClient ws(stack.port(), token_for("u1"));
+    REQUIRE(ws.status() == 101);
+    ws.send_text(R"({"type":"sync_request","buckets":[],"raw_data":true})");
+    ClientState client;
+    (void)read_until([&] { return ws.next_message(); }, client, [&] { return client.row("todos", "t1").has_value(); });
+    stack.server->stop();
+    while (ws.next_message().has_value()) {
+    }
+    CHECK(ws.close_code() == 1001);
+}
