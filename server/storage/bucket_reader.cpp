@@ -111,6 +111,16 @@ protocol::Result<std::vector<StoredOp>> BucketReader::read_ops(const std::string
     });
 }
 
+protocol::Result<std::int64_t> BucketReader::write_checkpoints_delivered(std::int64_t checkpoint_op_id) {
+    return guarded<std::int64_t>("reading write checkpoint deliveries", [&] {
+        pqxx::nontransaction tx(m_impl->connection);
+        return tx
+            .exec_params1("SELECT COALESCE(max(op_id), 0) FROM sluice.write_checkpoints WHERE op_id <= $1",
+                          checkpoint_op_id)[0]
+            .as<std::int64_t>();
+    });
+}
+
 protocol::Result<std::optional<std::int64_t>> BucketReader::write_checkpoint(const std::string& user_id,
                                                                            const std::string& client_id,
                                                                            std::int64_t checkpoint_op_id) {

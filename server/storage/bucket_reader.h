@@ -59,6 +59,9 @@ public:
                                                                     std::int64_t up_to, std::size_t limit);
     // The highest write checkpoint of (user, client) that checkpoint `checkpoint_op_id` includes
     // (replication had passed its LSN); nullopt when there is none.
+    // The highest op_id at or below `checkpoint_op_id` at which any write checkpoint was delivered (0:
+    // none). A session that read its own at checkpoint C need not read again while this is <= C.
+    [[nodiscard]] protocol::Result<std::int64_t> write_checkpoints_delivered(std::int64_t checkpoint_op_id);
     [[nodiscard]] protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                                 const std::string& client_id,
                                                                                 std::int64_t checkpoint_op_id);

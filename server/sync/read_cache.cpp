@@ -47,6 +47,25 @@ protocol::Result<std::map<std::string, storage::BucketChecksum>> ReadCache::chec
     return out;
 }
 
+protocol::Result<std::int64_t> ReadCache::write_checkpoints_delivered(SyncStorage& storage,
+                                                                     std::int64_t checkpoint_op_id) {
+    {
+        std::lock_guard lock(m_mutex);
+        if (auto it = m_deliveries.find(checkpoint_op_id); it != m_deliveries.end()) {
+            return it->second;
+        }
+    }
+    auto read = storage.write_checkpoints_delivered(checkpoint_op_id);
+    if (read) {
+        std::lock_guard lock(m_mutex);
+        m_deliveries[checkpoint_op_id] = read.value();
+        while (m_deliveries.size() > 64) {
+            m_deliveries.erase(m_deliveries.begin());  // the oldest checkpoints
+        }
+    }
+    return read;
+}
+
 protocol::Result<std::vector<storage::StoredOp>> ReadCache::read_ops(SyncStorage& storage, const std::string& bucket,
                                                                     std::int64_t after, std::int64_t up_to,
                                                                     std::size_t limit) {

@@ -45,6 +45,9 @@ public:
                                                                            const std::string& bucket,
                                                                            std::int64_t after, std::int64_t up_to,
                                                                            std::size_t limit);
+    // SyncStorage::write_checkpoints_delivered through the cache: one query per checkpoint.
+    [[nodiscard]] protocol::Result<std::int64_t> write_checkpoints_delivered(SyncStorage& storage,
+                                                                           std::int64_t checkpoint_op_id);
     [[nodiscard]] ReadCacheStats stats() const;
 
 private:
@@ -62,6 +65,7 @@ private:
     std::map<PageKey, Page> m_pages;
     std::deque<PageKey> m_page_order;
     std::size_t m_page_bytes = 0;
+    std::map<std::int64_t, std::int64_t> m_deliveries;  // checkpoint -> write_checkpoints_delivered (the last few)
     ReadCacheStats m_stats;
 };
 
@@ -82,6 +86,9 @@ public:
                                                                    std::int64_t rules_version,
                                                                    std::int64_t checkpoint_op_id) override {
         return m_storage.lookup(keys, rules_version, checkpoint_op_id);
+    }
+    protocol::Result<std::int64_t> write_checkpoints_delivered(std::int64_t checkpoint_op_id) override {
+        return m_cache.write_checkpoints_delivered(m_storage, checkpoint_op_id);
     }
     protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                    const std::string& client_id,

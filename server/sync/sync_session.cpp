@@ -192,6 +192,7 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
             return {ErrorCode::kSessionStorageFailed, "no sync rules version is active in storage yet"};
         }
         m_rules = std::move(version);
+        m_write_checkpoint_read_at = -1;  // another version's op_ids: read write checkpoints afresh
     }
     // The index as of `latest`, like the checksums and ops below: bucket set and data are one state.
     StorageLookups lookups(storage, m_rules->id, latest);
@@ -217,12 +218,21 @@ Status SyncSession::begin_checkpoint(SyncStorage& storage, std::int64_t latest, 
     // The client's newest write checkpoint that this checkpoint includes (its own writes are in).
     std::optional<std::uint64_t> write_checkpoint;
     if (m_request.client_id && !m_request.client_id->empty()) {
-        auto found = storage.write_checkpoint(m_token.user_id, *m_request.client_id, latest);
-        if (!found) {
-            return {ErrorCode::kSessionStorageFailed, found.status().to_string()};
+        // Read it again only when some write checkpoint was delivered since the last read: one
+        // shared (cached) query per checkpoint instead of one per session.
+        auto delivered = storage.write_checkpoints_delivered(latest);
+        if (!delivered) {
+            return {ErrorCode::kSessionStorageFailed, delivered.status().to_string()};
         }
-        if (*found) {
-            write_checkpoint = static_cast<std::uint64_t>(**found);
+        if (m_write_checkpoint_read_at < 0 || delivered.value() > m_write_checkpoint_read_at) {
+            auto found = storage.write_checkpoint(m_token.user_id, *m_request.client_id, latest);
+            if (!found) {
+                return {ErrorCode::kSessionStorageFailed, found.status().to_string()};
+            }
+            if (*found) {
+                write_checkpoint = static_cast<std::uint64_t>(**found);
+            }
+            m_write_checkpoint_read_at = latest;
         }
         // Write checkpoints only grow: one delivered before stays (storage drops superseded rows).
         if (m_write_checkpoint && (!write_checkpoint || *write_checkpoint < *m_write_checkpoint)) {

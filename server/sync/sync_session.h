@@ -125,6 +125,7 @@ private:
     std::set<std::string> m_unfinished;  // update_streams: buckets of the abandoned checkpoint not yet sent in full
     std::int64_t m_checkpoint = 0;  // the checkpoint being sent (kDownloading) or last sent
     std::optional<std::uint64_t> m_write_checkpoint;  // the last write_checkpoint sent
+    std::int64_t m_write_checkpoint_read_at = -1;     // the checkpoint its own was last read at (-1: never)
     std::map<std::string, BucketInfo> m_buckets;     // what the client was told, per bucket
     std::map<std::string, std::int64_t> m_after;     // highest op_id the client holds, per bucket
     std::vector<Pending> m_pending;                  // buckets of the current checkpoint still to send

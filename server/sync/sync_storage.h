@@ -34,6 +34,8 @@ public:
     // of that rules version as of checkpoint `checkpoint_op_id`.
     [[nodiscard]] virtual protocol::Result<std::vector<std::vector<std::string>>> lookup(
         std::span<const std::string> keys, std::int64_t rules_version, std::int64_t checkpoint_op_id) = 0;
+    // The highest op_id <= checkpoint_op_id at which any write checkpoint was delivered (0: none).
+    [[nodiscard]] virtual protocol::Result<std::int64_t> write_checkpoints_delivered(std::int64_t checkpoint_op_id) = 0;
     // The highest write checkpoint of (user, client) included in checkpoint `checkpoint_op_id`.
     [[nodiscard]] virtual protocol::Result<std::optional<std::int64_t>> write_checkpoint(
         const std::string& user_id, const std::string& client_id, std::int64_t checkpoint_op_id) = 0;
@@ -50,6 +52,9 @@ public:
     protocol::Result<std::vector<std::vector<std::string>>> lookup(std::span<const std::string> keys,
                                                                   std::int64_t rules_version,
                                                                   std::int64_t checkpoint_op_id) override;
+    protocol::Result<std::int64_t> write_checkpoints_delivered(std::int64_t checkpoint_op_id) override {
+        return m_reader->write_checkpoints_delivered(checkpoint_op_id);
+    }
     protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                   const std::string& client_id,
                                                                   std::int64_t checkpoint_op_id) override;

@@ -66,9 +66,19 @@ public:
         m_write_checkpoints.push_back({user, client, number, ++m_last});
         return m_last;
     }
+    protocol::Result<std::int64_t> write_checkpoints_delivered(std::int64_t checkpoint) override {
+        std::int64_t delivered = 0;
+        for (const auto& w : m_write_checkpoints) {
+            if (w.op_id <= checkpoint) {
+                delivered = std::max(delivered, w.op_id);
+            }
+        }
+        return delivered;
+    }
     protocol::Result<std::optional<std::int64_t>> write_checkpoint(const std::string& user_id,
                                                                   const std::string& client_id,
                                                                   std::int64_t checkpoint) override {
+        ++write_checkpoint_reads;
         std::optional<std::int64_t> best;
         for (const auto& w : m_write_checkpoints) {
             if (w.user == user_id && w.client == client_id && w.op_id <= checkpoint) {
@@ -77,7 +87,8 @@ public:
         }
         return best;
     }
-    int reads = 0;  // read_ops calls
+    int reads = 0;                   // read_ops calls
+    int write_checkpoint_reads = 0;  // write_checkpoint calls
 
     protocol::Result<std::map<std::string, storage::BucketChecksum>> checksums(std::span<const std::string> buckets,
                                                                              std::int64_t checkpoint) override {

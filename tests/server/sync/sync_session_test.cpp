@@ -326,12 +326,19 @@ TEST_CASE("write checkpoints: the client's newest one rides on each checkpoint, 
     CHECK(client.write_checkpoint() == 7u);
 
     // A data change keeps carrying it; an unchanged checkpoint with nothing new sends nothing.
+    // Neither reads this client's write checkpoint again: none was delivered since.
+    const auto reads = storage.write_checkpoint_reads;
     const auto changed = storage.put("todos", R"({"id":"t3","list_id":"l1","description":"Eggs"})");
     lines = drain(*s, storage, changed, client);
     REQUIRE_FALSE(lines.empty());
     CHECK(lines[0].find(R"("write_checkpoint":"7")") != std::string::npos);
     const auto other = storage.put("todos", R"({"id":"t9","list_id":"l2","description":"not mine"})");
     CHECK(drain(*s, storage, other, client).empty());
+    CHECK(storage.write_checkpoint_reads == reads);
+    // Another client's delivery makes it look again (and find its own unchanged).
+    const auto elsewhere = storage.pass_write_checkpoint("u2", "c9", 1);
+    CHECK(drain(*s, storage, elsewhere, client).empty());
+    CHECK(storage.write_checkpoint_reads == reads + 1);
 
     // A new full checkpoint (reconnect) carries the newest one at once.
     auto fresh = session("u1", request);
