@@ -54,6 +54,7 @@
 #include "server/auth/token_verifier.h"
 #include "server/core/log.h"
 #include "server/http/server.h"
+#include "server/router/router.h"
 #include "server/storage/bucket_writer.h"
 #include "server/storage/checkpoint_listener.h"
 #include "server/storage/migrator.h"
@@ -609,31 +610,23 @@ streams:
     query: SELECT * FROM items WHERE project_id = subscription.parameter('p') AND project_id IN (SELECT project_id FROM members WHERE user_id = auth.user_id())
 )";
 
-std::int64_t fill_through_rules(const std::string& storage, const sluice::config::rules::RuleSet& rules) {
+std::int64_t fill_through_rules(const std::string& storage,
+                                std::shared_ptr<const sluice::config::rules::RuleSet> rules) {
     auto writer = sluice::storage::BucketWriter::open(storage, {"bench", 20000});
     if (!writer) {
         throw std::runtime_error(writer.status().to_string());
     }
+    sluice::router::Router router(rules);
     auto add = [&](const std::string& table, const std::string& json) {
         std::string error;
         auto row = sluice::config::rules::json_object_to_row(json, &error);
         if (!row) {
             throw std::runtime_error(error);
         }
-        const sluice::config::rules::TableName name{"public", table};
-        sluice::config::rules::RowEvaluation rows;
-        rules.evaluate_row(name, *row, rows);
-        sluice::config::rules::ParameterEvaluation parameters;
-        rules.evaluate_parameter_row(name, *row, parameters);
         sluice::core::EvaluatedChange change;
         change.row = {"public." + table, "[\"" + row->find("id")->to_text().value() + "\"]"};
         change.stored = json;
-        for (auto& r : rows.rows) {
-            change.placements.push_back({r.bucket, r.table, r.id, r.data});
-        }
-        for (auto& e : parameters.entries) {
-            change.lookups.push_back({e.key, e.values});
-        }
+        router.evaluate({"public", table}, *row, change);
         if (auto s = writer.value()->apply(change); !s) {
             throw std::runtime_error(s.to_string());
         }
@@ -667,7 +660,7 @@ void phase_subscribe(int probes) {
     const auto storage = fresh_storage("bench_subscribe_storage");
     auto rules = bench_rules(kStreamRules);
     auto hub = std::make_shared<sluice::sync::CheckpointHub>();
-    hub->publish(fill_through_rules(storage, *rules));
+    hub->publish(fill_through_rules(storage, rules));
     auto server = start_server(storage, hub, {}, rules);
 
     boost::asio::io_context ioc;

@@ -111,12 +111,17 @@ protocol::Result<core::EvaluatedChange> Router::upsert(const pg::Relation& relat
         }
         row.set(column.name, to_rules_value(std::move(value).value()));
     }
-    ++m_stats.rows;
     core::EvaluatedChange change{{table_name(relation), row_key(relation, tuple)},
                                  core::ChangeKind::kUpsert,
                                  encode_stored(relation, tuple),
                                  {},
                                  {}};
+    evaluate(table, row, change);
+    return change;
+}
+
+void Router::evaluate(const rules::TableName& table, const rules::Row& row, core::EvaluatedChange& change) {
+    ++m_stats.rows;
     m_evaluation.rows.clear();
     m_evaluation.errors.clear();
     m_rules->evaluate_row(table, row, m_evaluation);
@@ -132,7 +137,6 @@ protocol::Result<core::EvaluatedChange> Router::upsert(const pg::Relation& relat
     if (!m_evaluation.errors.empty() || !m_parameters.errors.empty()) {
         ++m_stats.evaluation_errors;
     }
-    return change;
 }
 
 Status Router::update(const pg::Relation& relation, pg::OldTupleKind old_kind, const pg::Tuple& old_tuple,

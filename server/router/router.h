@@ -36,6 +36,10 @@ public:
     [[nodiscard]] protocol::Result<core::EvaluatedChange> upsert(const protocol::pgoutput::Relation& relation,
                                                                  const protocol::pgoutput::Tuple& tuple);
 
+    // The same for a row already decoded into rules values (`change` holds its key and stored copy):
+    // fills in its placements and lookup entries. For callers that do not read pgoutput (benchmarks).
+    void evaluate(const config::rules::TableName& table, const config::rules::Row& row, core::EvaluatedChange& change);
+
     // An update: appends a delete of the old key when the replica identity changed, then the upsert.
     // Unchanged TOAST values come from the old full tuple, else from the stored copy of the row.
     [[nodiscard]] protocol::Status update(const protocol::pgoutput::Relation& relation,
