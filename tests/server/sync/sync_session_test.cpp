@@ -9,6 +9,7 @@
 #include "protocol/wire/line_decoder.h"
 #include "server/sync/sync_session.h"
 #include "tests/server/sync/memory_storage.h"
+#include "tests/server/sync/session_driver.h"
 
 namespace {
 
@@ -17,6 +18,7 @@ using sluice::protocol::wire::ClientState;
 using sluice::sync::SessionLimits;
 using sluice::sync::SessionState;
 using sluice::sync::SyncSession;
+using sluice::test::drain;
 
 const char* kRules = R"(
 bucket_definitions:
@@ -48,27 +50,6 @@ std::unique_ptr<SyncSession> session(const std::string& user, sluice::protocol::
     auto s = SyncSession::create(rules(), token(user), std::move(request), limits, 1000);
     REQUIRE(s);
     return std::move(s).value();
-}
-
-// Runs the session to `latest`, applying every line to the client; returns the lines.
-std::vector<std::string> drain(SyncSession& s, sluice::test::MemoryStorage& storage, std::int64_t latest,
-                               ClientState& client) {
-    std::vector<std::string> all;
-    int guard = 0;
-    while (s.has_work(latest)) {
-        REQUIRE(++guard < 10'000);
-        std::vector<std::string> out;
-        auto status = s.step(storage, latest, out);
-        INFO(status.to_string());
-        REQUIRE(status.is_ok());
-        for (auto& line : out) {
-            auto applied = client.apply_line(line);
-            INFO(line << " -> " << applied.to_string());
-            REQUIRE(applied.is_ok());
-            all.push_back(std::move(line));
-        }
-    }
-    return all;
 }
 
 void seed(sluice::test::MemoryStorage& storage) {

@@ -8,6 +8,7 @@
 #include "protocol/wire/client_state.h"
 #include "server/sync/sync_session.h"
 #include "tests/server/sync/memory_storage.h"
+#include "tests/server/sync/session_driver.h"
 
 namespace {
 
@@ -55,24 +56,11 @@ std::unique_ptr<SyncSession> session(const std::string& user, std::vector<Stream
     return std::move(s).value();
 }
 
-// Runs the session to `latest`, applying every line to the client; returns the lines.
+// Runs the session to the storage's last checkpoint; every checkpoint it completes verifies.
 std::vector<std::string> drain(SyncSession& s, MemoryStorage& storage, ClientState& client) {
-    std::vector<std::string> all;
-    for (int guard = 0; s.has_work(storage.last_op_id()); ++guard) {
-        REQUIRE(guard < 1000);
-        std::vector<std::string> out;
-        auto status = s.step(storage, storage.last_op_id(), out);
-        INFO(status.to_string());
-        REQUIRE(status.is_ok());
-        for (auto& line : out) {
-            auto applied = client.apply_line(line);
-            INFO(line << " -> " << applied.to_string());
-            REQUIRE(applied.is_ok());
-            all.push_back(std::move(line));
-        }
-    }
+    auto lines = sluice::test::drain(s, storage, storage.last_op_id(), client);
     CHECK(client.last_outcome() == ClientState::Outcome::kApplied);
-    return all;
+    return lines;
 }
 
 void seed(MemoryStorage& storage) {
