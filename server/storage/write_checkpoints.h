@@ -1,7 +1,12 @@
 // WriteCheckpointStore: records write checkpoints in the storage database (sluice.write_checkpoints,
 // see migrations/0002_write_checkpoints.sql): (user, client, number, source LSN), delivered to that
 // client's sync stream once the replicating BucketWriter has passed the LSN. Used by the upload
-// layer after a batch commits and for GET /write-checkpoint2.json. One connection; not thread-safe.
+// layer after a batch commits and for GET /write-checkpoint2.json.
+//
+// Thread-safe, with group commit: a call that finds no statement running writes its checkpoint at
+// once; calls that arrive while one runs wait and are written together by the next statement (one
+// connection, one round trip, one commit for all of them). Numbers are given in LSN order within
+// a statement.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,11 @@
 // One attempt at one upload batch in one source transaction (see detail/batch_transaction.h and
-// uploader.h). Identifiers in SQL come only from the catalog (TableCatalog), quoted; every client
+// uploader.h), in round trips of pipelined statements: BEGIN with the record check and the first
+// op's locked read; each op's write, then the next op's read; the record with COMMIT and the WAL
+// position. Identifiers in SQL come only from the catalog (TableCatalog), quoted; every client
 // value is a parameter, cast to its column's type.
 #include "server/upload/detail/batch_transaction.h"
+
+#include <variant>
 
 #include <fmt/format.h>
 #include <pqxx/pqxx>
@@ -20,26 +24,23 @@ using protocol::Status;
 using wire::OpResult;
 using wire::OpStatus;
 
-// The record of a batch: claimed first (a concurrent duplicate waits on the key, then sees the
-// committed record), its result written before COMMIT. The placeholder never commits. The claim
-// goes with BEGIN, and the result with COMMIT, in one round trip each: their values are quoted by
-// libpq as literals (client and batch ids are checked to hold no NUL). The result is the only
-// column the UPDATE changes, and it is not indexed: a HOT update.
-constexpr const char* kBeginClaim =
-    "BEGIN ISOLATION LEVEL READ COMMITTED; "
-    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ({}, {}, {}, "
-    "'{{\"status\":\"pending\"}}') "
-    "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
-constexpr const char* kFinishCommit =
-    "UPDATE sluice.uploads SET result = {}::jsonb WHERE client_id = {} AND batch_id = {}; "
-    "COMMIT; SELECT pg_current_wal_insert_lsn()::text";
-constexpr const char* kClaimFinal =
-    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, $4::jsonb) "
-    "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
+// The record of a batch is written with its result just before COMMIT, in the same round trip.
+// A concurrent request with the same key waits on the record's primary key and fails, so its own
+// writes roll back and it answers from the committed record; a later retry finds the record in
+// its first round trip and writes nothing. Every statement is prepared once per connection.
+constexpr const char* kBegin = "BEGIN ISOLATION LEVEL READ COMMITTED";
+constexpr const char* kSetRole =
+    "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
 constexpr const char* kRecord =
     "SELECT user_id, result::text FROM sluice.uploads WHERE client_id = $1 AND batch_id = $2";
-// One round trip: the commit and the WAL position after it (>= the commit record's end).
-constexpr const char* kCommit = "COMMIT; SELECT pg_current_wal_insert_lsn()::text";
+constexpr const char* kInsertRecord =
+    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, $4::jsonb)";
+constexpr const char* kInsertRecordIfNew =
+    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, $4::jsonb) "
+    "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
+// Read after COMMIT in the same round trip: the WAL position is past the commit record.
+constexpr const char* kWalPosition = "SELECT pg_current_wal_insert_lsn()::text";
+constexpr const char* kSavepoint = "SAVEPOINT sluice_op";
 constexpr int kInsertRaces = 3;  // an INSERT that found the row inserted meanwhile is checked again as an update
 
 OpResult rejected(ErrorCode code, std::string reason) { return {OpStatus::kRejected, code, std::move(reason)}; }
@@ -61,11 +62,11 @@ rules::Value to_rules_value(pg::Value v) {
 }
 
 // A column value as replication would give it to the rules (powersync-compat.md's type mapping).
-rules::Value column_value(const ColumnInfo& column, const pqxx::field& field, const pg::TypeResolver& resolver) {
-    if (field.is_null()) {
+rules::Value column_value(const ColumnInfo& column, const Reply& reply, int at, const pg::TypeResolver& resolver) {
+    if (reply.is_null(0, at)) {
         return rules::Value::null();
     }
-    const std::string_view text(field.c_str(), field.size());
+    const std::string_view text = reply.value(0, at);
     auto decoded = pg::decode_text_value(column.type, text, resolver);
     return decoded ? to_rules_value(std::move(decoded).value()) : rules::Value::text(std::string(text));
 }
@@ -89,26 +90,51 @@ struct Written {
     const wire::CrudValue* value;
 };
 
-using Params = std::vector<std::optional<std::string>>;
+// What one op came to.
+struct OpOutcome {
+    OpResult result;
+    // Rejected by a statement's error: the transaction (or, apply_valid, the op's savepoint) is
+    // aborted and must be rolled back.
+    bool statement_failed = false;
+};
 
-class OpApplier {
+// Runs one op in two round trips: its row read and locked (with the new values cast to their
+// columns' types, whose text form is what replication would show the rules), then, if the write
+// rules allow it, the write.
+class OpRunner {
 public:
-    OpApplier(pqxx::nontransaction& tx, StatementCache& statements, const BatchContext& ctx)
-        : m_tx(tx), m_statements(statements), m_ctx(ctx) {}
+    OpRunner(PipelinedConnection& source, const BatchContext& ctx) : m_source(source), m_ctx(ctx) {}
 
-    OpResult apply(const wire::CrudOp& op) {
+    // Runs `op`. The statements the caller queued on the connection go in its first round trip;
+    // their replies are moved into `queued_replies`, and when one of them failed the op is not run
+    // (the caller must check them first).
+    OpOutcome run(const wire::CrudOp& op, std::vector<Reply>& queued_replies) {
         m_refreshed = false;
-        return apply_checked(op);
+        for (int race = 0;; ++race) {
+            auto outcome = run_once(op, queued_replies);
+            if (outcome) {
+                return *outcome;
+            }
+            if (race + 1 >= kInsertRaces) {
+                return {rejected(ErrorCode::kUploadConstraint, "the row was inserted and removed concurrently; try again")};
+            }
+        }
     }
 
 private:
-    OpResult apply_checked(const wire::CrudOp& op) {
+    // What the op writes, checked against the catalog; or why it is rejected before any SQL.
+    struct Plan {
+        rules::TableName table;
+        std::shared_ptr<const TableInfo> info;
+        std::vector<Written> written;
+    };
+
+    std::variant<OpResult, Plan> plan(const wire::CrudOp& op) {
         const auto table = resolve_table(m_ctx.rules, op.table);
         if (!table) {
-            return rejected(ErrorCode::kUploadTableNotAllowed,
-                            fmt::format("table '{}' has no write_rules entry", op.table));
+            return rejected(ErrorCode::kUploadTableNotAllowed, fmt::format("table '{}' has no write_rules entry", op.table));
         }
-        auto info = m_ctx.catalog.get(m_tx, *table);
+        auto info = m_ctx.catalog.get(*table);
         if (!info) {
             return rejected(ErrorCode::kUploadTableNotAllowed,
                             fmt::format("table {} does not exist in the source database", table->to_string()));
@@ -122,59 +148,78 @@ private:
         if (op.id.find('\0') != std::string::npos) {
             return rejected(ErrorCode::kUploadInvalidData, "the id contains a NUL character");
         }
-        std::vector<Written> written;
-        if (op.kind != wire::CrudKind::kDelete) {
-            for (const auto& [name, value] : op.data) {
-                if (name == "id") {
-                    if ((value.kind != wire::CrudValue::Kind::kString &&
-                         value.kind != wire::CrudValue::Kind::kNumber) ||
-                        value.text != op.id) {
-                        return rejected(ErrorCode::kUploadInvalidData, "data.id differs from the op's id");
-                    }
-                    continue;
-                }
-                const ColumnInfo* column = info->column(name);
-                if (column == nullptr && !m_refreshed) {
-                    // The table may have gained the column since it was cached.
-                    m_refreshed = true;
-                    m_ctx.catalog.invalidate();
-                    info = m_ctx.catalog.get(m_tx, *table);
-                    if (!info) {
-                        return rejected(
-                            ErrorCode::kUploadTableNotAllowed,
-                            fmt::format("table {} does not exist in the source database", table->to_string()));
-                    }
-                    return apply_checked(op);
-                }
-                if (column == nullptr || column->generated) {
-                    return rejected(ErrorCode::kUploadUnknownColumn,
-                                    fmt::format("table {} has no writable column '{}'", table->to_string(), name));
-                }
-                if (value.text.find('\0') != std::string::npos) {
-                    return rejected(ErrorCode::kUploadInvalidData,
-                                    fmt::format("the value of '{}' contains a NUL character", name));
-                }
-                written.push_back({column, &value});
-            }
+        Plan planned{*table, info, {}};
+        if (op.kind == wire::CrudKind::kDelete) {
+            return planned;
         }
-        for (int race = 0;; ++race) {
-            auto outcome = apply_once(op, *table, *info, written);
-            if (outcome || race + 1 >= kInsertRaces) {
-                return outcome.value_or(
-                    rejected(ErrorCode::kUploadConstraint, "the row was inserted and removed concurrently; try again"));
+        for (const auto& [name, value] : op.data) {
+            if (name == "id") {
+                if ((value.kind != wire::CrudValue::Kind::kString && value.kind != wire::CrudValue::Kind::kNumber) ||
+                    value.text != op.id) {
+                    return rejected(ErrorCode::kUploadInvalidData, "data.id differs from the op's id");
+                }
+                continue;
             }
+            const ColumnInfo* column = info->column(name);
+            if (column == nullptr && !m_refreshed) {
+                // The table may have gained the column since it was cached.
+                m_refreshed = true;
+                m_ctx.catalog.invalidate();
+                return plan(op);
+            }
+            if (column == nullptr || column->generated) {
+                return rejected(ErrorCode::kUploadUnknownColumn,
+                                fmt::format("table {} has no writable column '{}'", table->to_string(), name));
+            }
+            if (value.text.find('\0') != std::string::npos) {
+                return rejected(ErrorCode::kUploadInvalidData,
+                                fmt::format("the value of '{}' contains a NUL character", name));
+            }
+            planned.written.push_back({column, &value});
+        }
+        return planned;
+    }
+
+    // A rejection when a statement of the op failed with the client's data; other errors throw.
+    static OpOutcome statement_error(const Reply& reply) {
+        const auto error = classify_sqlstate(reply.sqlstate(), reply.message());
+        if (error.action != DbAction::kReject) {
+            reply.throw_error();
+        }
+        return {rejected(error.code, error.message), true};
+    }
+
+    // Throws a stale-catalog error (the batch runs again with the table's new shape) when the
+    // table's columns or their types differ from the cached shape `used`.
+    void throw_if_changed(const rules::TableName& table, const TableInfo& used) {
+        m_ctx.catalog.invalidate();
+        const auto now = m_ctx.catalog.get(table);
+        const auto shape = [](const TableInfo& t) {
+            std::vector<std::pair<std::string, std::string>> columns;
+            for (const auto& c : t.columns) {
+                columns.emplace_back(c.name, c.type_sql);
+            }
+            return columns;
+        };
+        if (!now || shape(*now) != shape(used)) {
+            throw pqxx::sql_error("table " + table.to_string() + " changed during the upload", "", "42703");
         }
     }
 
     // nullopt: an INSERT lost a race with a concurrent insert of the same id (check again).
-    std::optional<OpResult> apply_once(const wire::CrudOp& op, const rules::TableName& table, const TableInfo& info,
-                                       const std::vector<Written>& written) {
-        const ColumnInfo& id = info.columns[*info.id_column];
+    std::optional<OpOutcome> run_once(const wire::CrudOp& op, std::vector<Reply>& queued_replies) {
+        auto planned = plan(op);
+        if (auto* rejection = std::get_if<OpResult>(&planned)) {
+            if (m_source.has_queued()) {
+                queued_replies = m_source.run();  // whatever the caller queued still runs
+            }
+            return OpOutcome{std::move(*rejection)};
+        }
+        const auto& [table, info, written] = std::get<Plan>(planned);
+        const ColumnInfo& id = info->columns[*info->id_column];
         const std::string id_param = "$1::" + id.type_sql;
         Params params;
         params.emplace_back(op.id);
-        // The new values cast to their columns' types (their text form is what replication would
-        // show the rules), beside the old row, locked.
         std::string sql = "SELECT " + id_param;
         for (const auto& w : written) {
             params.push_back(w.value->kind == wire::CrudValue::Kind::kNull ? std::nullopt
@@ -182,46 +227,60 @@ private:
             sql += fmt::format(", ${}::{}", params.size(), w.column->type_sql);
         }
         sql += ", o.* FROM (SELECT 1) AS one LEFT JOIN (SELECT true";
-        for (const auto& c : info.columns) {
+        for (const auto& c : info->columns) {
             sql += ", " + c.quoted;
         }
-        sql += " FROM " + info.quoted + " WHERE " + id.quoted + " = " + id_param + " FOR UPDATE) AS o ON true";
-        const auto rows = run(sql, params);
-        const auto& row = rows[0];
-        const auto resolver = info.resolver();
-        const std::size_t old_at = 1 + written.size();
-        const bool exists = !row[static_cast<int>(old_at)].is_null();
+        sql += " FROM " + info->quoted + " WHERE " + id.quoted + " = " + id_param + " FOR UPDATE) AS o ON true";
+        const auto read_at = m_source.add(sql, params);
+        auto replies = m_source.run();
+        Reply row = std::move(replies[read_at]);
+        replies.pop_back();
+        if (!replies.empty()) {
+            queued_replies = std::move(replies);  // (the caller's statements go with the first read only)
+        }
+        if (row.aborted()) {
+            return OpOutcome{};  // a queued statement failed
+        }
+        if (!row.ok()) {
+            if (row.sqlstate().starts_with("22")) {
+                throw_if_changed(table, *info);  // the cast may have used a type the column no longer has
+            }
+            return statement_error(row);
+        }
 
+        const auto resolver = info->resolver();
+        const int old_at = static_cast<int>(1 + written.size());
+        const bool exists = !row.is_null(0, old_at);
         rules::Row old_row;
         if (exists) {
-            for (std::size_t i = 0; i < info.columns.size(); ++i) {
-                old_row.set(info.columns[i].name,
-                            column_value(info.columns[i], row[static_cast<int>(old_at + 1 + i)], resolver));
+            for (std::size_t i = 0; i < info->columns.size(); ++i) {
+                old_row.set(info->columns[i].name,
+                            column_value(info->columns[i], row, old_at + 1 + static_cast<int>(i), resolver));
             }
         }
         if (op.kind == wire::CrudKind::kDelete) {
             if (!exists) {
-                return OpResult{};  // already gone: the delete holds
+                return OpOutcome{};  // already gone: the delete holds
             }
             rules::WriteCheck check;
             check.op = rules::WriteOp::kDelete;
             check.old_row = &old_row;
             if (auto decision = m_ctx.rules.check(table, check, m_ctx.request); !decision.allowed) {
-                return rejected(ErrorCode::kUploadDenied, decision.reason);
+                return OpOutcome{rejected(ErrorCode::kUploadDenied, decision.reason)};
             }
-            (void)run("DELETE FROM " + info.quoted + " WHERE " + id.quoted + " = " + id_param, {op.id});
-            return OpResult{};
+            const auto done = write("DELETE FROM " + info->quoted + " WHERE " + id.quoted + " = " + id_param, {op.id});
+            return done.ok() ? OpOutcome{} : statement_error(done);
         }
         if (op.kind == wire::CrudKind::kPatch && !exists) {
-            return rejected(ErrorCode::kUploadRowNotFound,
-                            fmt::format("{} has no row with id '{}' to patch", table.to_string(), op.id));
+            return OpOutcome{rejected(ErrorCode::kUploadRowNotFound,
+                                      fmt::format("{} has no row with id '{}' to patch", table.to_string(), op.id))};
         }
         rules::Row new_row = exists ? old_row : rules::Row{};
-        new_row.set(id.name, column_value(id, row[0], resolver));
+        new_row.set(id.name, column_value(id, row, 0, resolver));
         std::vector<std::string> patched;
         for (std::size_t i = 0; i < written.size(); ++i) {
             new_row.set(written[i].column->name,
-                        column_value(*written[i].column, row[static_cast<int>(1 + i)], resolver));
+                        column_value(*written[i].column, row, static_cast<int>(1 + i), resolver));
             patched.push_back(written[i].column->name);
         }
         rules::WriteCheck check;
@@ -233,55 +292,61 @@ private:
             check.written_columns = patched;
         }
         if (auto decision = m_ctx.rules.check(table, check, m_ctx.request); !decision.allowed) {
-            return rejected(ErrorCode::kUploadDenied, decision.reason);
+            return OpOutcome{rejected(ErrorCode::kUploadDenied, decision.reason)};
         }
         if (exists) {
             if (written.empty()) {
-                return OpResult{};
+                return OpOutcome{};
             }
-            std::string update = "UPDATE " + info.quoted + " SET ";
+            std::string update = "UPDATE " + info->quoted + " SET ";
             for (std::size_t i = 0; i < written.size(); ++i) {
                 update += fmt::format("{}{} = ${}::{}", i == 0 ? "" : ", ", written[i].column->quoted, i + 2,
                                       written[i].column->type_sql);
             }
             update += " WHERE " + id.quoted + " = " + id_param;
-            const auto done = run(update, params);
-            if (done.affected_rows() == 0) {
-                return rejected(ErrorCode::kUploadRowNotFound,
-                                fmt::format("{} row '{}' is not visible to the upload role", table.to_string(), op.id));
+            const auto done = write(update, params);
+            if (!done.ok()) {
+                return statement_error(done);
             }
-            return OpResult{};
+            if (done.affected_rows() == 0) {
+                return OpOutcome{rejected(ErrorCode::kUploadRowNotFound,
+                                          fmt::format("{} row '{}' is not visible to the upload role",
+                                                      table.to_string(), op.id))};
+            }
+            return OpOutcome{};
         }
-        std::string insert = "INSERT INTO " + info.quoted + " (" + id.quoted;
+        std::string insert = "INSERT INTO " + info->quoted + " (" + id.quoted;
         std::string values = id_param;
         for (std::size_t i = 0; i < written.size(); ++i) {
             insert += ", " + written[i].column->quoted;
             values += fmt::format(", ${}::{}", i + 2, written[i].column->type_sql);
         }
         insert += ") VALUES (" + values + ") ON CONFLICT (" + id.quoted + ") DO NOTHING RETURNING 1";
-        if (run(insert, params).empty()) {
+        const auto done = write(insert, params);
+        if (!done.ok()) {
+            return statement_error(done);
+        }
+        if (done.rows() == 0) {
             return std::nullopt;
         }
-        return OpResult{};
+        return OpOutcome{};
     }
 
-    // Runs `sql` with `params`, prepared when the cache allows.
-    pqxx::result run(const std::string& sql, const Params& params) {
-        const auto name = m_statements.name_for(m_tx.conn(), sql);
-        if (name.empty()) {
-            return m_tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
-        }
-        return m_tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
+    Reply write(const std::string& sql, const Params& params) {
+        m_source.add(sql, params);
+        return std::move(m_source.run().front());
     }
 
-    pqxx::nontransaction& m_tx;
-    StatementCache& m_statements;
+    PipelinedConnection& m_source;
     const BatchContext& m_ctx;
     bool m_refreshed = false;  // the catalog was read again for this op
 };
 
-protocol::Lsn parse_lsn(const pqxx::result& r) {
-    return protocol::Lsn::parse(r[0][0].as<std::string>()).value_or(protocol::Lsn{});
+protocol::Lsn parse_lsn(const Reply& r) {
+    if (!r.ok()) {
+        r.throw_error();
+    }
+    return protocol::Lsn::parse(std::string(r.value(0, 0))).value_or(protocol::Lsn{});
 }
 
 std::string result_json(const wire::UploadResult& result) {
@@ -290,25 +355,33 @@ std::string result_json(const wire::UploadResult& result) {
     return json;
 }
 
-void call_hook(const BatchContext& ctx, HookPoint point, const pqxx::connection_base& c) {
+void call_hook(const BatchContext& ctx, HookPoint point, const PipelinedConnection& c) {
     if (ctx.hook) {
-        ctx.hook(point, c.backendpid());
+        ctx.hook(point, c.backend_pid());
     }
 }
 
-// The batch was claimed by an earlier (committed) request: answer from its record.
-protocol::Result<Attempt> replay(pqxx::nontransaction& tx, const BatchContext& ctx) {
-    const auto record = tx.exec_params(kRecord, ctx.client_id, ctx.batch.batch_id);
-    const auto lsn = parse_lsn(tx.exec("ROLLBACK; SELECT pg_current_wal_insert_lsn()::text"));
-    if (record.empty()) {
+// The first failed reply, thrown (for statements Sluice queued itself, whose failure is no
+// rejection of the client's op).
+void require_ok(const std::vector<Reply>& replies) {
+    for (const auto& r : replies) {
+        if (!r.ok()) {
+            r.throw_error();
+        }
+    }
+}
+
+// The answer recorded by an earlier (committed) request of this batch.
+protocol::Result<Attempt> answer_from_record(const Reply& record, const BatchContext& ctx, protocol::Lsn lsn) {
+    if (!record.ok() || record.rows() == 0) {
         throw pqxx::serialization_failure("the batch's record vanished between its claim and its read");
     }
-    if (record[0][0].as<std::string>() != ctx.user_id) {
+    if (record.value(0, 0) != ctx.user_id) {
         return Status{
             ErrorCode::kUploadBatchIdTaken,
             fmt::format("batch '{}' of client '{}' was uploaded by another user", ctx.batch.batch_id, ctx.client_id)};
     }
-    auto decoded = wire::decode_upload_result(record[0][1].as<std::string>());
+    auto decoded = wire::decode_upload_result(record.value(0, 1));
     if (!decoded) {
         return Status{ErrorCode::kInternal,
                       "the record of batch '" + ctx.batch.batch_id + "' cannot be read: " + decoded.status().message()};
@@ -316,17 +389,32 @@ protocol::Result<Attempt> replay(pqxx::nontransaction& tx, const BatchContext& c
     return Attempt{std::move(decoded).value(), true, lsn};
 }
 
-// Nothing of the batch is applied (its transaction was rolled back): record that, in a new one.
-protocol::Result<Attempt> record_rejection(pqxx::nontransaction& tx, const BatchContext& ctx,
+// Ends any transaction, then answers from the committed record.
+protocol::Result<Attempt> replay(PipelinedConnection& source, const BatchContext& ctx) {
+    source.add("ROLLBACK");
+    const auto record_at = source.add(kRecord, {ctx.client_id, ctx.batch.batch_id});
+    const auto lsn_at = source.add(kWalPosition);
+    const auto replies = source.run();
+    return answer_from_record(replies[record_at], ctx, parse_lsn(replies[lsn_at]));
+}
+
+// Nothing of the batch is applied (its transaction is rolled back here): record that, in a new one.
+protocol::Result<Attempt> record_rejection(PipelinedConnection& source, const BatchContext& ctx,
                                            wire::UploadResult result) {
-    tx.exec0("BEGIN ISOLATION LEVEL READ COMMITTED");
-    if (tx.exec_params(kClaimFinal, ctx.client_id, ctx.batch.batch_id, ctx.user_id, result_json(result)).empty()) {
-        return replay(tx, ctx);
+    call_hook(ctx, HookPoint::kBeforeCommit, source);
+    source.add("ROLLBACK");
+    source.add(kBegin);
+    const auto record_at =
+        source.add(kInsertRecordIfNew, {ctx.client_id, ctx.batch.batch_id, ctx.user_id, result_json(result)});
+    source.add("COMMIT");
+    const auto lsn_at = source.add(kWalPosition);
+    const auto replies = source.run();
+    require_ok(replies);
+    if (replies[record_at].rows() == 0) {
+        return replay(source, ctx);  // another request recorded the batch first
     }
-    call_hook(ctx, HookPoint::kBeforeCommit, tx.conn());
-    const auto lsn = parse_lsn(tx.exec(kCommit));
-    call_hook(ctx, HookPoint::kAfterCommit, tx.conn());
-    return Attempt{std::move(result), false, lsn};
+    call_hook(ctx, HookPoint::kAfterCommit, source);
+    return Attempt{std::move(result), false, parse_lsn(replies[lsn_at])};
 }
 
 }  // namespace
@@ -340,68 +428,56 @@ const char* source_schema_sql() {
            "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at)";
 }
 
-std::string StatementCache::name_for(pqxx::connection_base& source, const std::string& sql) {
-    if (auto it = m_names.find(sql); it != m_names.end()) {
-        return it->second;
-    }
-    if (m_names.size() >= kCap) {
-        return {};
-    }
-    std::string name = "sluice_upload_" + std::to_string(m_names.size());
-    source.prepare(name, sql);
-    m_names.emplace(sql, name);
-    return name;
-}
-
-protocol::Result<Attempt> run_batch(pqxx::connection_base& source, StatementCache& statements,
-                                    const BatchContext& ctx) {
+protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx) {
     if (ctx.user_id.find('\0') != std::string::npos) {
         return Status{ErrorCode::kAuthInvalid, "the token's sub claim contains a NUL character"};
     }
-    pqxx::nontransaction tx(source);
-    const auto client = tx.quote(ctx.client_id);
-    const auto batch_id = tx.quote(ctx.batch.batch_id);
-    if (tx.exec(fmt::format(kBeginClaim, client, batch_id, tx.quote(ctx.user_id))).empty()) {
-        return replay(tx, ctx);
-    }
-    if (!ctx.role.empty()) {
-        // As PostgREST: the role for row-level security, and the claims its policies read.
-        tx.exec_params("SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)", ctx.role,
-                       ctx.claims_json);
-    }
     const bool all_or_nothing = ctx.policy == config::BatchPolicy::kAllOrNothing;
     const auto& ops = ctx.batch.ops;
+    // First round trip: BEGIN, the role, the record of an earlier request, and the first op's row.
+    source.add(kBegin);
+    const auto record_at = source.add(kRecord, {ctx.client_id, ctx.batch.batch_id});
+    if (!ctx.role.empty()) {
+        // As PostgREST: the role for row-level security, and the claims its policies read.
+        source.add(kSetRole, {ctx.role, ctx.claims_json});
+    }
     wire::UploadResult result;
     result.ops.reserve(ops.size());
-    OpApplier applier(tx, statements, ctx);
+    OpRunner runner(source, ctx);
+    std::vector<Reply> queued;  // the replies to what went with an op's first round trip
     for (std::size_t i = 0; i < ops.size(); ++i) {
         if (!all_or_nothing) {
-            tx.exec0(i == 0 ? "SAVEPOINT sluice_op" : "RELEASE SAVEPOINT sluice_op; SAVEPOINT sluice_op");
-        }
-        OpResult op;
-        try {
-            op = applier.apply(ops[i]);
-        } catch (const std::exception& e) {
-            const auto error = classify(e);
-            if (error.action != DbAction::kReject) {
-                throw;
+            if (i > 0) {
+                source.add("RELEASE SAVEPOINT sluice_op");
             }
-            op = rejected(error.code, error.message);
-            if (!all_or_nothing) {
-                tx.exec0("ROLLBACK TO SAVEPOINT sluice_op");
-            }
+            source.add(kSavepoint);
         }
-        if (op.status == OpStatus::kRejected && all_or_nothing) {
-            tx.exec0("ROLLBACK");
+        queued.clear();
+        auto op = runner.run(ops[i], queued);
+        require_ok(queued);
+        if (i == 0 && queued[record_at].rows() > 0) {
+            return replay(source, ctx);  // answered before: nothing of this attempt is kept
+        }
+        if (op.result.status == OpStatus::kRejected && all_or_nothing) {
             const auto reason = fmt::format("op {} of the batch was rejected", i);
             wire::UploadResult none;
             none.outcome = wire::BatchOutcome::kRejected;
             for (std::size_t k = 0; k < ops.size(); ++k) {
-                none.ops.push_back(k == i ? op : OpResult{OpStatus::kSkipped, ErrorCode::kUploadSkipped, reason});
+                none.ops.push_back(k == i ? op.result : OpResult{OpStatus::kSkipped, ErrorCode::kUploadSkipped, reason});
             }
-            return record_rejection(tx, ctx, std::move(none));
+            return record_rejection(source, ctx, std::move(none));
         }
-        result.ops.push_back(std::move(op));
+        if (op.statement_failed) {
+            source.add("ROLLBACK TO SAVEPOINT sluice_op");
+        }
+        result.ops.push_back(std::move(op.result));
+    }
+    if (ops.empty()) {
+        auto replies = source.run();
+        require_ok(replies);
+        if (replies[record_at].rows() > 0) {
+            return replay(source, ctx);
+        }
     }
     std::size_t applied = 0;
     for (const auto& op : result.ops) {
@@ -410,24 +486,40 @@ protocol::Result<Attempt> run_batch(pqxx::connection_base& source, StatementCach
     result.outcome = applied == result.ops.size() ? wire::BatchOutcome::kApplied
                      : applied == 0               ? wire::BatchOutcome::kRejected
                                                   : wire::BatchOutcome::kPartial;
+    // Last round trip: the record (a concurrent request with the same key fails here, on the key),
+    // COMMIT, and the WAL position after it.
     if (!ctx.role.empty()) {
-        tx.exec0("RESET ROLE");  // the record is Sluice's, not the user's
+        source.add("RESET ROLE");  // the record is Sluice's, not the user's
     }
     call_hook(ctx, HookPoint::kBeforeCommit, source);
-    protocol::Lsn lsn;
-    try {
-        lsn = parse_lsn(tx.exec(fmt::format(kFinishCommit, tx.quote(result_json(result)), client, batch_id)));
-    } catch (const pqxx::sql_error& e) {
+    const auto insert_at =
+        source.add(kInsertRecord, {ctx.client_id, ctx.batch.batch_id, ctx.user_id, result_json(result)});
+    const auto commit_at = source.add("COMMIT");
+    const auto lsn_at = source.add(kWalPosition);
+    const auto replies = source.run();
+    for (std::size_t i = 0; i < insert_at; ++i) {
+        if (!replies[i].ok()) {
+            replies[i].throw_error();
+        }
+    }
+    if (const auto& insert = replies[insert_at]; !insert.ok()) {
+        if (insert.sqlstate() == "23505") {
+            return replay(source, ctx);  // a concurrent request of this batch committed first
+        }
+        insert.throw_error();
+    }
+    if (const auto& commit = replies[commit_at]; !commit.ok()) {
         // A deferred constraint or trigger refused the batch at COMMIT: nothing of it is applied.
-        const auto error = classify(e);
+        const auto error = classify_sqlstate(commit.sqlstate(), commit.message());
         if (error.action != DbAction::kReject) {
-            throw;
+            commit.throw_error();
         }
         wire::UploadResult none;
         none.outcome = wire::BatchOutcome::kRejected;
         none.ops.assign(ops.size(), rejected(error.code, "at commit: " + error.message));
-        return record_rejection(tx, ctx, std::move(none));
+        return record_rejection(source, ctx, std::move(none));
     }
+    const auto lsn = parse_lsn(replies[lsn_at]);
     call_hook(ctx, HookPoint::kAfterCommit, source);
     return Attempt{std::move(result), false, lsn};
 }

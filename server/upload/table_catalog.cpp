@@ -25,14 +25,23 @@ pg::TypeResolver TableInfo::resolver() const {
     };
 }
 
-std::shared_ptr<const TableInfo> TableCatalog::get(pqxx::transaction_base& tx, const config::rules::TableName& name) {
+struct TableCatalog::Connection {
+    pqxx::connection pq;
+};
+
+TableCatalog::TableCatalog(std::string source_conninfo) : m_conninfo(std::move(source_conninfo)) {}
+TableCatalog::~TableCatalog() = default;
+
+std::shared_ptr<const TableInfo> TableCatalog::get(const config::rules::TableName& name) {
     const std::string key = name.schema + "." + name.name;
-    {
-        std::lock_guard lock(m_mutex);
-        if (auto it = m_tables.find(key); it != m_tables.end()) {
-            return it->second;
-        }
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_tables.find(key); it != m_tables.end()) {
+        return it->second;
     }
+    if (!m_connection || !m_connection->pq.is_open()) {
+        m_connection.reset(new Connection{pqxx::connection(m_conninfo)});
+    }
+    pqxx::nontransaction tx(m_connection->pq);
     // Ordinary and partitioned tables only; names compared exactly (no case folding, no search path).
     auto rows = tx.exec_params(
         "SELECT a.attname, a.atttypid::bigint, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '', "
@@ -73,7 +82,6 @@ std::shared_ptr<const TableInfo> TableCatalog::get(pqxx::transaction_base& tx, c
         }
         info->columns.push_back(std::move(c));
     }
-    std::lock_guard lock(m_mutex);
     m_tables[key] = info;
     return info;
 }

@@ -1,7 +1,8 @@
 // TableCatalog: the shape of the source tables uploads may write, read from the Postgres catalog
 // (never from the client): columns with their types, and whether `id` identifies a row (a primary
 // key or unique constraint on id alone). Every identifier the uploader puts into SQL comes from
-// here, quoted. Shared by the uploader's connections; thread-safe.
+// here, quoted. Shared by the uploader's connections; thread-safe. Reads the catalog on a connection
+// of its own, opened on the first miss (misses are rare: first use, and after invalidate()).
 #pragma once
 
 #include <cstdint>
@@ -14,11 +15,6 @@
 
 #include "config/rules/rule_set.h"
 #include "protocol/pgoutput/pg_types.h"
-
-namespace pqxx {
-class connection_base;
-class transaction_base;
-}  // namespace pqxx
 
 namespace sluice::upload {
 
@@ -44,15 +40,22 @@ struct TableInfo {
 
 class TableCatalog {
 public:
-    // The table's shape (cached); nullptr when the source has no such table. Reads the catalog in
-    // `tx` on a miss. Throws what libpqxx throws.
-    [[nodiscard]] std::shared_ptr<const TableInfo> get(pqxx::transaction_base& tx,
-                                                       const config::rules::TableName& name);
+    explicit TableCatalog(std::string source_conninfo);
+    ~TableCatalog();
+    TableCatalog(const TableCatalog&) = delete;
+    TableCatalog& operator=(const TableCatalog&) = delete;
+
+    // The table's shape (cached); nullptr when the source has no such table. Reads the catalog on a
+    // miss. Throws what libpqxx throws (a lost connection is opened again on the next miss).
+    [[nodiscard]] std::shared_ptr<const TableInfo> get(const config::rules::TableName& name);
     // Forgets every cached shape (a table changed: its next use reads the catalog again).
     void invalidate();
 
 private:
-    std::mutex m_mutex;  // guards m_tables; taken by the uploader's worker threads
+    std::string m_conninfo;
+    std::mutex m_mutex;  // guards m_tables and m_connection; taken by the uploader's worker threads
+    struct Connection;
+    std::unique_ptr<Connection> m_connection;
     std::map<std::string, std::shared_ptr<const TableInfo>> m_tables;  // by "schema.table"
 };
 

@@ -44,12 +44,20 @@ std::unique_ptr<pqxx::connection> open_source(const std::string& conninfo) {
     return c;
 }
 
-// A source connection and, once a write checkpoint was recorded through it, a storage one.
+// A source connection for batches.
 struct Slot {
-    std::unique_ptr<pqxx::connection> source;
-    detail::StatementCache statements;  // prepared on `source`
-    std::unique_ptr<storage::WriteCheckpointStore> storage;
+    std::unique_ptr<detail::PipelinedConnection> source;
 };
+
+// The source's WAL insert position now (for a write checkpoint that is not an upload's).
+protocol::Lsn current_wal_position(detail::PipelinedConnection& source) {
+    source.add("SELECT pg_current_wal_insert_lsn()::text");
+    const auto replies = source.run();
+    if (!replies[0].ok()) {
+        replies[0].throw_error();
+    }
+    return protocol::Lsn::parse(std::string(replies[0].value(0, 0))).value_or(protocol::Lsn{});
+}
 
 }  // namespace
 
@@ -108,6 +116,9 @@ struct Uploader::Impl {
     std::mutex pool_mutex;  // guards idle; taken by worker threads
     std::vector<std::unique_ptr<Slot>> idle;
 
+    std::mutex checkpoints_mutex;  // guards the opening of checkpoints (which is thread-safe itself)
+    std::unique_ptr<storage::WriteCheckpointStore> checkpoints;
+
     std::mutex prepare_mutex;  // one prepare() at a time
     std::atomic<bool> prepared{false};
 
@@ -119,7 +130,7 @@ struct Uploader::Impl {
     std::thread nudger;
 
     Impl(UploaderOptions o, std::shared_ptr<const config::rules::RuleSet> r, UploadHook h)
-        : options(std::move(o)), rules(std::move(r)), hook(std::move(h)) {}
+        : options(std::move(o)), rules(std::move(r)), hook(std::move(h)), catalog(options.source_conninfo) {}
 
     // An idle slot, or a new one (the pool grows to the number of concurrent callers).
     std::unique_ptr<Slot> acquire() {
@@ -132,7 +143,7 @@ struct Uploader::Impl {
             }
         }
         auto slot = std::make_unique<Slot>();
-        slot->source = open_source(options.source_conninfo);
+        slot->source = detail::PipelinedConnection::open(options.source_conninfo, kSessionSettings);
         return slot;
     }
     void release(std::unique_ptr<Slot> slot) {
@@ -140,28 +151,33 @@ struct Uploader::Impl {
         idle.push_back(std::move(slot));
     }
 
-    protocol::Result<std::int64_t> record_checkpoint(Slot& slot, const std::string& user, const std::string& client,
+    // Records a write checkpoint; concurrent calls share one storage statement (see
+    // storage/write_checkpoints.h).
+    protocol::Result<std::int64_t> record_checkpoint(const std::string& user, const std::string& client,
                                                      protocol::Lsn lsn, std::optional<std::int64_t> number) {
-        if (!slot.storage) {
-            auto opened = storage::WriteCheckpointStore::open(options.storage_conninfo);
-            if (!opened) {
-                return opened.status();
+        storage::WriteCheckpointStore* store = nullptr;
+        {
+            std::lock_guard lock(checkpoints_mutex);
+            if (!checkpoints) {
+                auto opened = storage::WriteCheckpointStore::open(options.storage_conninfo);
+                if (!opened) {
+                    return opened.status();
+                }
+                checkpoints = std::move(opened).value();
             }
-            slot.storage = std::move(opened).value();
+            store = checkpoints.get();
         }
         protocol::Result<std::int64_t> recorded = number ? protocol::Result<std::int64_t>(*number) : std::int64_t{0};
         if (number) {
-            if (auto s = slot.storage->record(user, client, *number, lsn); !s) {
+            if (auto s = store->record(user, client, *number, lsn); !s) {
                 recorded = s;
             }
         } else {
-            recorded = slot.storage->create(user, client, lsn);
+            recorded = store->create(user, client, lsn);
         }
-        if (!recorded) {
-            slot.storage.reset();  // reconnect next time
-            return recorded;
+        if (recorded) {
+            nudge();
         }
-        nudge();
         return recorded;
     }
 
@@ -355,14 +371,14 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
         std::unique_ptr<Slot> slot;
         try {
             slot = impl.acquire();
-            auto done = detail::run_batch(*slot->source, slot->statements, ctx);
+            auto done = detail::run_batch(*slot->source, ctx);
             if (!done) {
                 impl.release(std::move(slot));
                 impl.count_failure();
                 return done.status();
             }
-            auto checkpoint = impl.record_checkpoint(*slot, user.user_id, client_id, done->lsn, std::nullopt);
             impl.release(std::move(slot));
+            auto checkpoint = impl.record_checkpoint(user.user_id, client_id, done->lsn, std::nullopt);
             if (!checkpoint) {
                 // The batch is committed: a retry is answered from its record.
                 impl.count_failure();
@@ -404,13 +420,9 @@ protocol::Result<std::int64_t> Uploader::create_write_checkpoint(const std::stri
     for (int attempt = 0; attempt < 2; ++attempt) {
         try {
             auto slot = impl.acquire();
-            const auto lsn = protocol::Lsn::parse(pqxx::nontransaction(*slot->source)
-                                                      .exec("SELECT pg_current_wal_insert_lsn()::text")[0][0]
-                                                      .as<std::string>());
-            auto recorded =
-                impl.record_checkpoint(*slot, user_id, client_id, lsn.value_or(protocol::Lsn{}), std::nullopt);
+            const auto lsn = current_wal_position(*slot->source);
             impl.release(std::move(slot));
-            return recorded;
+            return impl.record_checkpoint(user_id, client_id, lsn, std::nullopt);
         } catch (const std::exception& e) {
             last = Status{ErrorCode::kUploadUnavailable,
                           fmt::format("cannot read the source's WAL position: {}", core::one_line(e.what()))};
@@ -426,11 +438,9 @@ protocol::Status Uploader::request_write_checkpoint(const std::string& user_id, 
     for (int attempt = 0; attempt < 2; ++attempt) {
         try {
             auto slot = impl.acquire();
-            const auto lsn = protocol::Lsn::parse(pqxx::nontransaction(*slot->source)
-                                                      .exec("SELECT pg_current_wal_insert_lsn()::text")[0][0]
-                                                      .as<std::string>());
-            auto recorded = impl.record_checkpoint(*slot, user_id, client_id, lsn.value_or(protocol::Lsn{}), number);
+            const auto lsn = current_wal_position(*slot->source);
             impl.release(std::move(slot));
+            auto recorded = impl.record_checkpoint(user_id, client_id, lsn, number);
             return recorded ? Status::ok() : recorded.status();
         } catch (const std::exception& e) {
             last = Status{ErrorCode::kUploadUnavailable,

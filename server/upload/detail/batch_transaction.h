@@ -1,9 +1,8 @@
 // Private to server/upload: one attempt at one batch, in one source transaction (see uploader.h for
-// the protocol). Throws libpqxx exceptions for failures the caller classifies (db_errors.h) and
-// retries; the ops' own rejections are results, not exceptions.
+// the protocol), over a pipelined connection. Throws libpqxx exceptions for failures the caller
+// classifies (db_errors.h) and retries; the ops' own rejections are results, not exceptions.
 #pragma once
 
-#include <map>
 #include <string>
 
 #include "config/rules/request.h"
@@ -12,12 +11,9 @@
 #include "protocol/lsn.h"
 #include "protocol/status.h"
 #include "protocol/wire/upload.h"
+#include "server/upload/detail/pipeline.h"
 #include "server/upload/table_catalog.h"
 #include "server/upload/uploader.h"
-
-namespace pqxx {
-class connection_base;
-}  // namespace pqxx
 
 namespace sluice::upload::detail {
 
@@ -40,21 +36,8 @@ struct Attempt {
     protocol::Lsn lsn;  // the source's WAL insert position after the batch's commit
 };
 
-// Named prepared statements of one source connection, by SQL text (per table and shape of op), so
-// repeated ops skip parsing and planning. Bounded: past the cap, statements run unprepared.
-class StatementCache {
-public:
-    // The statement's name, prepared on `source` when first seen; empty past the cap.
-    [[nodiscard]] std::string name_for(pqxx::connection_base& source, const std::string& sql);
-
-private:
-    static constexpr std::size_t kCap = 512;
-    std::map<std::string, std::string> m_names;  // SQL text -> statement name
-};
-
 // Runs the batch. SL6010 when the batch id is another user's.
-[[nodiscard]] protocol::Result<Attempt> run_batch(pqxx::connection_base& source, StatementCache& statements,
-                                                  const BatchContext& ctx);
+[[nodiscard]] protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx);
 
 // The SQL that creates the record table in the source (the shape migrations 0001 and 0002 give the
 // storage database's sluice.uploads).

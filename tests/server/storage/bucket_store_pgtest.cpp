@@ -2,6 +2,10 @@
 // per source row, truncate, checkpoints and checksums (also at an older checkpoint), mid-batch flushes,
 // rollback, and a writer reopened after a restart continuing the op ids.
 #include <map>
+#include <set>
+#include <thread>
+#include <atomic>
+#include <algorithm>
 #include <random>
 
 #include <catch2/catch.hpp>
@@ -462,4 +466,55 @@ TEST_CASE("write checkpoints: delivered with the first checkpoint past their LSN
     pqxx::connection c(uri);
     pqxx::nontransaction tx(c);
     CHECK(tx.exec("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c1'")[0][0].as<int>() == 1);
+}
+
+TEST_CASE("write checkpoints recorded concurrently: each request gets its own number, stored at its own LSN") {
+    const auto uri = migrated_database("store_write_checkpoints_group");
+    auto store = sluice::storage::WriteCheckpointStore::open(uri);
+    REQUIRE(store.is_ok());
+    auto& checkpoints = *store.value();
+    constexpr int kThreads = 12;
+    constexpr int kEach = 40;
+    // Thread t, request i: user u<t>, LSN 1000 * t + i; every fifth one brings its own number.
+    std::vector<std::vector<std::int64_t>> numbers(kThreads);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            const std::string user = "u" + std::to_string(t);
+            for (int i = 0; i < kEach; ++i) {
+                const Lsn lsn(static_cast<std::uint64_t>(1000 * t + i));
+                if (i % 5 == 4) {
+                    failures += checkpoints.record(user, "own", 100000 + i, lsn).is_ok() ? 0 : 1;
+                    continue;
+                }
+                auto n = checkpoints.create(user, "c", lsn);
+                failures += n.is_ok() ? 0 : 1;
+                numbers[t].push_back(n.is_ok() ? n.value() : -1);
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    REQUIRE(failures.load() == 0);
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    std::set<std::int64_t> seen;
+    for (int t = 0; t < kThreads; ++t) {
+        // One thread's requests are sequential: its numbers grow.
+        CHECK(std::is_sorted(numbers[t].begin(), numbers[t].end()));
+        for (std::size_t k = 0; k < numbers[t].size(); ++k) {
+            CHECK(seen.insert(numbers[t][k]).second);
+            const int i = static_cast<int>(k + k / 4);  // the request index (every fifth was numbered by the client)
+            const auto row = tx.exec_params1(
+                "SELECT user_id, client_id, lsn::text FROM sluice.write_checkpoints WHERE checkpoint = $1",
+                numbers[t][k]);
+            CHECK(row[0].as<std::string>() == "u" + std::to_string(t));
+            CHECK(row[1].as<std::string>() == "c");
+            CHECK(row[2].as<std::string>() == Lsn(static_cast<std::uint64_t>(1000 * t + i)).to_string());
+        }
+    }
+    CHECK(tx.exec1("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'own'")[0].as<int>() ==
+          kThreads * kEach / 5);
 }

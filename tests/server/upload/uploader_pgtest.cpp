@@ -415,3 +415,52 @@ TEST_CASE("write checkpoints: numbered per request, with the client's own number
     CHECK(f.query("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c9' AND checkpoint = 42",
                   f.storage) == "1");
 }
+
+TEST_CASE("a table changed between batches: its prepared statements and cached shape are renewed") {
+    Fixture f("up_alter");
+    auto uploader = Uploader::create(f.options(), f.rules);
+    const auto patch = [&](const std::string& batch_id, const std::string& data) {
+        return must_upload(*uploader, user("u1"),
+                           one_op(batch_id, R"({"op":"PATCH","type":"todos","id":"t1","data":)" + data + "}"));
+    };
+    CHECK(patch("a1", R"({"points":1})").result.outcome == wire::BatchOutcome::kApplied);
+    // The locked read's result type changes: a prepared statement cannot run again as it was.
+    sluice::test::exec_sql(f.source, "ALTER TABLE todos ALTER COLUMN points TYPE bigint");
+    const auto widened = patch("a2", R"({"points":9007199254740993})");
+    INFO(widened.result.ops.at(0).reason);
+    CHECK(widened.result.outcome == wire::BatchOutcome::kApplied);
+    CHECK(f.query("SELECT points FROM todos WHERE id = 't1'") == "9007199254740993");
+    // A column the op does not write changes type: the same statement text no longer fits its plan.
+    sluice::test::exec_sql(f.source, "ALTER TABLE todos ALTER COLUMN assigned_to TYPE varchar(50)");
+    CHECK(patch("a3", R"({"points":2})").result.outcome == wire::BatchOutcome::kApplied);
+    CHECK(f.query("SELECT points FROM todos WHERE id = 't1'") == "2");
+    // A column added after the shape was cached.
+    sluice::test::exec_sql(f.source, "ALTER TABLE todos ADD COLUMN colour text");
+    const auto added = must_upload(
+        *uploader, user("u1"),
+        one_op("a4", R"({"op":"PUT","type":"todos","id":"t4","data":{"list_id":"l1","description":"Tea","created_by":"u1","colour":"red"}})"));
+    INFO(added.result.ops.at(0).reason);
+    CHECK(added.result.outcome == wire::BatchOutcome::kApplied);
+    CHECK(f.query("SELECT colour FROM todos WHERE id = 't4'") == "red");
+}
+
+TEST_CASE("apply_valid: a failing statement aborts only its op, the ops after it still run") {
+    Fixture f("up_abort");
+    auto uploader = Uploader::create(f.options(sluice::config::BatchPolicy::kApplyValid), f.rules);
+    const auto answer = must_upload(*uploader, user("u1"), parse(R"({"client_id":"c1","batch_id":"b","ops":[
+        {"op":"PATCH","type":"todos","id":"t1","data":{"points":"many"}},
+        {"op":"PUT","type":"todos","id":"t5","data":{"list_id":"nope","description":"x","created_by":"u1"}},
+        {"op":"PATCH","type":"todos","id":"t1","data":{"points":3}},
+        {"op":"PUT","type":"lists","id":"l5","data":{"owner_id":"u1","name":"this name is far too long for the check constraint"}},
+        {"op":"PUT","type":"todos","id":"t6","data":{"list_id":"l1","description":"y","created_by":"u1"}}]})"));
+    REQUIRE(answer.result.ops.size() == 5);
+    CHECK(answer.result.outcome == wire::BatchOutcome::kPartial);
+    CHECK(answer.result.ops[0].code == ErrorCode::kUploadInvalidData);  // the read's cast
+    CHECK(answer.result.ops[1].code == ErrorCode::kUploadConstraint);   // the write's foreign key
+    CHECK(answer.result.ops[2].status == OpStatus::kApplied);
+    CHECK(answer.result.ops[3].code == ErrorCode::kUploadConstraint);  // check constraint
+    CHECK(answer.result.ops[4].status == OpStatus::kApplied);
+    CHECK(f.query("SELECT points FROM todos WHERE id = 't1'") == "3");
+    CHECK(f.query("SELECT count(*) FROM todos WHERE id IN ('t5', 't6')") == "1");
+    CHECK(f.audit_count() == 2);
+}
