@@ -1,9 +1,11 @@
 // The download path: snapshot, then stream → router → bucket storage (see replicator.h).
 #include "server/app/replicator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -123,12 +125,36 @@ public:
     // Applies transactions (or chunks of one) in order. One query first loads the stored state of
     // every row they touch: with many small source transactions per storage commit, a query per
     // transaction would cost more than all the writing.
+    //
+    // Rows the source inserts are not looked up when storage is known not to hold them: storage is
+    // in step with the source as of the commit before these transactions (the stream drops those
+    // ending at or before storage's durable LSN, and no resumed snapshot is converging), the key is unique in the source
+    // (not a FULL identity without a primary key), and nothing else in the group touches that key
+    // or truncates (a delete then an insert of one key, say). Such an insert succeeded in the
+    // source, so no row with its key existed there, and none is stored. In an insert burst this
+    // saves the one index probe per row that the writing does not need.
     Status apply(std::span<const replication::SourceTransaction> txns) {
         m_keys.clear();
+        m_inserted.clear();
+        m_truncates = false;
         for (const auto& txn : txns) {
             SLUICE_TRY(collect_keys(txn));
         }
-        SLUICE_TRY(m_writer.prefetch(m_keys));
+        m_absent.clear();
+        if (!m_truncates && m_writer.durable_lsn() >= m_writer.visible_from()) {
+            std::unordered_set<core::RowKey, core::RowKeyHash> touched(m_keys.begin(), m_keys.end());
+            for (auto& key : m_inserted) {
+                if (touched.insert(key).second) {
+                    m_absent.push_back(std::move(key));
+                } else {
+                    m_keys.push_back(std::move(key));
+                }
+            }
+        } else {
+            m_keys.insert(m_keys.end(), std::make_move_iterator(m_inserted.begin()),
+                          std::make_move_iterator(m_inserted.end()));
+        }
+        SLUICE_TRY(m_writer.prefetch(m_keys, m_absent));
         for (const auto& txn : txns) {
             SLUICE_TRY(apply_changes(txn));
         }
@@ -138,18 +164,28 @@ public:
 private:
     Status collect_keys(const replication::SourceTransaction& txn) {
         for (const auto& change : txn.changes) {
-            if (const auto* row = std::get_if<replication::RowChange>(&change)) {
-                auto relation = keyed(row->relation);
-                if (!relation) {
-                    return relation.status();
-                }
-                const auto& r = *relation.value();
-                if (!row->new_tuple.empty()) {
-                    m_keys.push_back({router::table_name(r), router::row_key(r, row->new_tuple)});
-                }
-                if (!row->old_tuple.empty()) {
-                    m_keys.push_back({router::table_name(r), router::row_key(r, row->old_tuple)});
-                }
+            if (std::holds_alternative<replication::TruncateChange>(change)) {
+                m_truncates = true;
+            }
+            const auto* row = std::get_if<replication::RowChange>(&change);
+            if (row == nullptr) {
+                continue;
+            }
+            auto relation = keyed(row->relation);
+            if (!relation) {
+                return relation.status();
+            }
+            const auto& r = *relation.value();
+            if (!row->new_tuple.empty()) {
+                core::RowKey key{router::table_name(r), router::row_key(r, row->new_tuple)};
+                const bool unique_key = r.identity != pg::ReplicaIdentity::kFull ||
+                                        !std::all_of(r.columns.begin(), r.columns.end(),
+                                                     [](const pg::Column& c) { return c.is_key; });
+                (row->kind == replication::RowChange::Kind::kInsert && unique_key ? m_inserted : m_keys)
+                    .push_back(std::move(key));
+            }
+            if (!row->old_tuple.empty()) {
+                m_keys.push_back({router::table_name(r), router::row_key(r, row->old_tuple)});
             }
         }
         return Status::ok();
@@ -213,7 +249,10 @@ private:
     PgConnection& m_source;
     // Relation version -> (that version, keyed copy); holding the version keeps its address unique.
     std::unordered_map<const pg::Relation*, std::pair<replication::RelationPtr, replication::RelationPtr>> m_keyed;
-    std::vector<core::RowKey> m_keys;
+    std::vector<core::RowKey> m_keys;      // rows to look up before applying a group
+    std::vector<core::RowKey> m_inserted;  // rows the group inserts (see apply())
+    std::vector<core::RowKey> m_absent;    // of those, the ones known not to be stored
+    bool m_truncates = false;              // the group truncates a table
     std::vector<core::EvaluatedChange> m_out;
 };
 

@@ -102,7 +102,13 @@ struct BucketWriter::Impl {
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::int64_t>> recent_checkpoints;
     std::int64_t lookups_dropped_to = 0;
 
-    Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {}
+    Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {
+        // Every join the writer runs matches a batch of keys (unnest of arrays) against a primary
+        // key. Given thousands of keys, the planner prefers hashing the whole table (and with stale
+        // statistics in an insert burst, it always does): a full scan of current_rows per batch,
+        // which grows with storage. Index lookups per key cost the same at any storage size.
+        pqxx::nontransaction(connection).exec0("SET enable_hashjoin = off; SET enable_mergejoin = off");
+    }
 
     pqxx::work& work() {
         if (!tx) {
@@ -380,7 +386,10 @@ protocol::Result<std::unique_ptr<BucketWriter>> BucketWriter::open(const std::st
     }
 }
 
-protocol::Status BucketWriter::prefetch(std::span<const core::RowKey> rows) {
+protocol::Status BucketWriter::prefetch(std::span<const core::RowKey> rows, std::span<const core::RowKey> absent) {
+    for (const auto& key : absent) {
+        m_impl->rows.emplace(key, RowState{});  // a row already in the overlay keeps its state
+    }
     return guarded(*m_impl, "loading stored rows", [&] { return m_impl->load(rows); });
 }
 
@@ -644,6 +653,7 @@ protocol::Result<CommittedCheckpoint> BucketWriter::activate(protocol::Lsn lsn) 
 
 std::int64_t BucketWriter::last_op_id() const { return m_impl->next_op_id - 1; }
 protocol::Lsn BucketWriter::durable_lsn() const { return m_impl->durable_lsn; }
+protocol::Lsn BucketWriter::visible_from() const { return m_impl->visible_from; }
 
 std::string subkey_of(const core::RowKey& row) { return row.table + "/" + row.key; }
 

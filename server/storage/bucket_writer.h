@@ -60,8 +60,11 @@ public:
     BucketWriter(const BucketWriter&) = delete;
     BucketWriter& operator=(const BucketWriter&) = delete;
 
-    // Loads the stored state of these rows with one query (rows already known are skipped).
-    [[nodiscard]] protocol::Status prefetch(std::span<const core::RowKey> rows);
+    // Loads the stored state of these rows with one query (rows already known are skipped). Rows
+    // in `absent` are known not to be stored, and are not looked up: the caller proves it (see
+    // app/replicator.cpp, rows the source inserted while storage was in step with it).
+    [[nodiscard]] protocol::Status prefetch(std::span<const core::RowKey> rows,
+                                            std::span<const core::RowKey> absent = {});
     // The stored column values of a row as of the changes applied so far; nullopt when absent.
     [[nodiscard]] protocol::Result<std::optional<std::string>> stored_row(const core::RowKey& row);
     [[nodiscard]] protocol::Status apply(const core::EvaluatedChange& change);
@@ -94,6 +97,8 @@ public:
 
     [[nodiscard]] std::int64_t last_op_id() const;
     [[nodiscard]] protocol::Lsn durable_lsn() const;
+    // Storage is in step with the source from this LSN on (past a resumed snapshot's end).
+    [[nodiscard]] protocol::Lsn visible_from() const;
 
     struct Impl;
 
