@@ -1,10 +1,13 @@
 // The op-log writer (see bucket_writer.h). Rows touched in the current flush window live in an
 // overlay; flush() writes ops with COPY, replaces the changed current_rows and lookup entries, and
-// adds the per-bucket checksum and count deltas, all inside the one open storage transaction.
+// adds the per-bucket checksum and count deltas, all inside the one open storage transaction, on a
+// thread of its own while the writer evaluates the next changes (the next use of the transaction
+// waits for it).
 #include "server/storage/bucket_writer.h"
 
 #include <chrono>
 #include <deque>
+#include <future>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -93,7 +96,6 @@ struct BucketWriter::Impl {
     std::unordered_map<RowKey, RowState, core::RowKeyHash> rows;  // overlay of the flush window
     CopyRows ops;  // the flush window's ops, already in COPY form for sluice.ops
     std::unordered_map<std::string, BucketDelta> deltas;
-    CopyRows copy_buffer;  // reused for current_rows and parameter_lookups
     std::size_t ops_in_batch = 0;
     bool lookups_changed = false;  // the batch changed the lookup index (bucket sets may differ now)
     bool any_checkpoint = false;  // a checkpoint row exists (the first one is written even without ops)
@@ -101,6 +103,9 @@ struct BucketWriter::Impl {
     // have been dropped (see drop_old_lookup_history).
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::int64_t>> recent_checkpoints;
     std::int64_t lookups_dropped_to = 0;
+    // The flush running in the background (see flush()). Declared last: destroyed (waited for)
+    // before the transaction and connection it uses.
+    std::future<void> pending;
 
     Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {
         // Every join the writer runs matches a batch of keys (unnest of arrays) against a primary
@@ -110,7 +115,12 @@ struct BucketWriter::Impl {
         pqxx::nontransaction(connection).exec0("SET enable_hashjoin = off; SET enable_mergejoin = off");
     }
 
+    // The open transaction, once the flush running in the background (if any) is done; its
+    // failure is thrown here.
     pqxx::work& work() {
+        if (pending.valid()) {
+            pending.get();
+        }
         if (!tx) {
             tx = std::make_unique<pqxx::work>(connection);
         }
@@ -214,83 +224,102 @@ struct BucketWriter::Impl {
         state.dirty = true;
     }
 
+    // Everything one flush writes, taken out of the overlay: it runs while the writer goes on.
+    struct FlushJob {
+        std::int64_t rules_version = 0;
+        CopyRows ops;                                    // for sluice.ops
+        std::vector<std::string> stored_tables, stored_keys;  // stored rows that changed or went
+        std::vector<std::string> closed_keys, closed_tables, closed_rows;  // their lookup entries
+        std::int64_t changed_at = 0;
+        std::int64_t last_checkpoint_op_id = 0;
+        CopyRows rows;     // for sluice.current_rows
+        CopyRows lookups;  // for sluice.parameter_lookups
+        std::vector<std::string> buckets, checksums, counts, last_ids;  // bucket totals to add
+
+        void run(pqxx::work& w) const {
+            copy_into(w, "sluice.ops", ops);
+            if (!stored_tables.empty()) {
+                w.exec_params0(
+                    "DELETE FROM sluice.current_rows c USING unnest($1::text[], $2::text[]) AS k(t, r) "
+                    "WHERE c.rules_version = $3 AND c.source_table = k.t AND c.row_key = k.r",
+                    to_pg_array(stored_tables), to_pg_array(stored_keys), rules_version);
+            }
+            // Lookup entries change as of the next checkpoint, whatever op_id it gets: no checkpoint
+            // up to the last one sees the change, every later one does (migrations/0005). An entry
+            // no checkpoint ever saw is deleted; one that some checkpoint saw is closed, for sessions
+            // still resolving there.
+            if (!closed_keys.empty()) {
+                w.exec_params0(
+                    "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(l, t, r)), "
+                    "unseen AS (DELETE FROM sluice.parameter_lookups p USING k "
+                    "  WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t "
+                    "  AND p.row_key = k.r AND p.to_op IS NULL AND p.from_op > $6) "
+                    "UPDATE sluice.parameter_lookups p SET to_op = $5 FROM k "
+                    "WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r "
+                    "AND p.to_op IS NULL AND p.from_op <= $6",
+                    to_pg_array(closed_keys), to_pg_array(closed_tables), to_pg_array(closed_rows), rules_version,
+                    changed_at, last_checkpoint_op_id);
+            }
+            copy_into(w, "sluice.current_rows", rows);
+            if (lookups.rows() > 0) {
+                copy_into(w, "sluice.parameter_lookups", lookups);
+            }
+            if (!buckets.empty()) {
+                w.exec_params0(
+                    "INSERT INTO sluice.buckets AS b (bucket, checksum, op_count, last_op_id) "
+                    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) "
+                    "ON CONFLICT (bucket) DO UPDATE SET "
+                    "  checksum = (b.checksum + excluded.checksum) % 4294967296, "
+                    "  op_count = b.op_count + excluded.op_count, "
+                    "  last_op_id = GREATEST(b.last_op_id, excluded.last_op_id)",
+                    to_pg_array(buckets), to_pg_array(checksums), to_pg_array(counts), to_pg_array(last_ids));
+            }
+        }
+    };
+
+    // Writes the flush window into the open transaction. The statements run on a thread of their
+    // own while the writer evaluates the next changes; whatever uses the transaction next waits for
+    // them in work(), which also rethrows their failure. Dirty rows leave the overlay now: a later
+    // lookup of them reads what this flush wrote.
     void flush() {
-        auto& w = work();
-        copy_into(w, "sluice.ops", ops);
-        ops.clear();
-        flush_rows(w);
-        flush_deltas(w);
+        auto job = std::make_shared<FlushJob>(take_flush_job());
+        auto& w = work();  // (after the previous flush)
+        pending = std::async(std::launch::async, [job, &w] { job->run(w); });
     }
 
-    void flush_rows(pqxx::work& w) {
-        std::vector<std::string> tables;
-        std::vector<std::string> keys;
-        std::vector<std::string> removed_lookup_keys;
-        std::vector<std::string> removed_lookup_tables;
-        std::vector<std::string> removed_lookup_rows;
+    FlushJob take_flush_job() {
+        FlushJob job;
+        job.rules_version = options.rules_version;
+        job.ops = std::move(ops);
+        ops = CopyRows();
+        job.changed_at = last_checkpoint_op_id + 1;
+        job.last_checkpoint_op_id = last_checkpoint_op_id;
         for (const auto& [key, state] : rows) {
             if (!state.dirty) {
                 continue;
             }
             if (state.in_table) {  // new rows (most of a snapshot or an insert burst) need no delete
-                tables.push_back(key.table);
-                keys.push_back(key.key);
+                job.stored_tables.push_back(key.table);
+                job.stored_keys.push_back(key.key);
             }
             for (const auto& old : state.flushed_lookups) {
-                removed_lookup_keys.push_back(old.key);
-                removed_lookup_tables.push_back(key.table);
-                removed_lookup_rows.push_back(key.key);
+                job.closed_keys.push_back(old.key);
+                job.closed_tables.push_back(key.table);
+                job.closed_rows.push_back(key.key);
             }
-        }
-        if (!tables.empty()) {
-            w.exec_params0(
-                "DELETE FROM sluice.current_rows c USING unnest($1::text[], $2::text[]) AS k(t, r) "
-                "WHERE c.rules_version = $3 AND c.source_table = k.t AND c.row_key = k.r",
-                to_pg_array(tables), to_pg_array(keys), options.rules_version);
-        }
-        // Lookup entries change as of the next checkpoint, whatever op_id it gets: no checkpoint up
-        // to the last one sees the change, every later one does (migrations/0005_lookup_history.sql).
-        // An entry no checkpoint ever saw is deleted; one that some checkpoint saw is closed, for
-        // sessions still resolving there.
-        const std::int64_t changed_at = last_checkpoint_op_id + 1;
-        if (!removed_lookup_keys.empty()) {
-            w.exec_params0(
-                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(l, t, r)), "
-                "unseen AS (DELETE FROM sluice.parameter_lookups p USING k "
-                "  WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r "
-                "  AND p.to_op IS NULL AND p.from_op > $6) "
-                "UPDATE sluice.parameter_lookups p SET to_op = $5 FROM k "
-                "WHERE p.rules_version = $4 AND p.lookup_key = k.l AND p.source_table = k.t AND p.row_key = k.r "
-                "AND p.to_op IS NULL AND p.from_op <= $6",
-                to_pg_array(removed_lookup_keys), to_pg_array(removed_lookup_tables), to_pg_array(removed_lookup_rows),
-                options.rules_version, changed_at, last_checkpoint_op_id);
-        }
-        bool any_lookups = false;
-        copy_buffer.clear();
-        for (const auto& [key, state] : rows) {
-            if (state.dirty && state.exists) {
-                copy_buffer.text(key.table).text(key.key).text(state.data).text(encode_slots(state.slots));
-                copy_buffer.text(encode_lookups(state.lookups)).integer(options.rules_version).end_row();
-                any_lookups = any_lookups || !state.lookups.empty();
+            if (!state.exists) {
+                continue;
             }
-        }
-        copy_into(w, "sluice.current_rows", copy_buffer);
-        if (any_lookups) {
-            copy_buffer.clear();
-            for (const auto& [key, state] : rows) {
-                if (!state.dirty || !state.exists) {
-                    continue;
-                }
-                std::unordered_set<std::string> seen;  // a row contributes each lookup key once
-                for (const auto& l : state.lookups) {
-                    if (seen.insert(l.key + '\x1f' + l.values).second) {
-                        copy_buffer.text(l.key).text(key.table).text(key.key).text(l.values);
-                        copy_buffer.integer(options.rules_version).integer(changed_at).text_or_null(std::nullopt);
-                        copy_buffer.end_row();
-                    }
+            job.rows.text(key.table).text(key.key).text(state.data).text(encode_slots(state.slots));
+            job.rows.text(encode_lookups(state.lookups)).integer(options.rules_version).end_row();
+            std::unordered_set<std::string> seen;  // a row contributes each lookup key once
+            for (const auto& l : state.lookups) {
+                if (seen.insert(l.key + '\x1f' + l.values).second) {
+                    job.lookups.text(l.key).text(key.table).text(key.key).text(l.values);
+                    job.lookups.integer(options.rules_version).integer(job.changed_at).text_or_null(std::nullopt);
+                    job.lookups.end_row();
                 }
             }
-            copy_into(w, "sluice.parameter_lookups", copy_buffer);
         }
         // Written rows leave the overlay; loaded rows not yet changed stay (the replicator prefetches
         // a whole group of transactions, and a flush can come in the middle of applying it).
@@ -298,31 +327,14 @@ struct BucketWriter::Impl {
         if (rows.size() > 4 * options.flush_ops) {
             rows.clear();  // bounded whatever the callers prefetch
         }
-    }
-
-    void flush_deltas(pqxx::work& w) {
-        if (deltas.empty()) {
-            return;
-        }
-        std::vector<std::string> buckets;
-        std::vector<std::string> checksums;
-        std::vector<std::string> counts;
-        std::vector<std::string> last_ids;
         for (const auto& [bucket, d] : deltas) {
-            buckets.push_back(bucket);
-            checksums.push_back(std::to_string(d.checksum));
-            counts.push_back(std::to_string(d.count));
-            last_ids.push_back(std::to_string(d.last_op_id));
+            job.buckets.push_back(bucket);
+            job.checksums.push_back(std::to_string(d.checksum));
+            job.counts.push_back(std::to_string(d.count));
+            job.last_ids.push_back(std::to_string(d.last_op_id));
         }
-        w.exec_params0(
-            "INSERT INTO sluice.buckets AS b (bucket, checksum, op_count, last_op_id) "
-            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) "
-            "ON CONFLICT (bucket) DO UPDATE SET "
-            "  checksum = (b.checksum + excluded.checksum) % 4294967296, "
-            "  op_count = b.op_count + excluded.op_count, "
-            "  last_op_id = GREATEST(b.last_op_id, excluded.last_op_id)",
-            to_pg_array(buckets), to_pg_array(checksums), to_pg_array(counts), to_pg_array(last_ids));
         deltas.clear();
+        return job;
     }
 
     // Closed lookup entries serve sessions that resolve at a checkpoint before the entry's end. A
@@ -344,6 +356,10 @@ struct BucketWriter::Impl {
     }
 
     void discard() {
+        if (pending.valid()) {
+            pending.wait();  // its failure, if any, is what is being handled
+            pending = {};
+        }
         tx.reset();  // aborts
         rows.clear();
         ops.clear();
