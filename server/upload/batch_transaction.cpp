@@ -374,7 +374,7 @@ void require_ok(const std::vector<Reply>& replies) {
 // The answer recorded by an earlier (committed) request of this batch.
 protocol::Result<Attempt> answer_from_record(const Reply& record, const BatchContext& ctx, protocol::Lsn lsn) {
     if (!record.ok() || record.rows() == 0) {
-        throw pqxx::serialization_failure("the batch's record vanished between its claim and its read");
+        throw pqxx::serialization_failure("the batch's record vanished between its check and its read");
     }
     if (record.value(0, 0) != ctx.user_id) {
         return Status{

@@ -2,13 +2,16 @@
 // rules' write_rules, and hands out write checkpoints. Spec: protocol/README.md ("Uploads", "Write
 // checkpoints"); invariant 6 of README.md.
 //
-// One batch = one source transaction: the (client_id, batch_id) record in sluice.uploads is claimed
-// first (a duplicate waits for, then is answered from, the other's record), every op's old row is
-// read with SELECT … FOR UPDATE and checked against write_rules (table, operation, condition over
-// old/new row and the request, allowed columns), the write runs (as uploads.apply_as_role with the
-// token's claims, when set), and the batch's result is stored in the same record before COMMIT.
-// Transient failures (deadlock, serialization failure, lost connection, even during COMMIT) run the
-// batch again, bounded: the claim makes the retry see a committed first attempt and answer from it.
+// One batch = one source transaction, sent as pipelined prepared statements over raw libpq
+// (detail/pipeline.h): a retried batch finds its (client_id, batch_id) record in sluice.uploads in
+// the first round trip and is answered from it; otherwise every op's old row is read with
+// SELECT … FOR UPDATE and checked against write_rules (table, operation, condition over old/new row
+// and the request, allowed columns), the write runs (as uploads.apply_as_role with the token's
+// claims, when set), and the record with the batch's result is inserted just before COMMIT. A
+// concurrent request of the same batch waits on the record's key, fails on it, rolls back and is
+// answered from the committed record. Transient failures (deadlock, serialization failure, lost
+// connection, even during COMMIT) run the batch again, bounded: a committed first attempt is found
+// by the retry's record check.
 //
 // After the commit the source's WAL insert position is recorded as a write checkpoint in storage
 // (server/storage/write_checkpoints.h), and a logical message is written to the source (coalesced,
@@ -46,7 +49,7 @@ struct UploaderOptions {
 
 // Test hooks: called with the source backend's pid at these points of a batch's transaction.
 enum class HookPoint {
-    kBeforeCommit,  // the result is written, COMMIT not yet sent
+    kBeforeCommit,  // the ops are done; the record and COMMIT are not yet sent
     kAfterCommit,   // COMMIT succeeded, the answer is not yet returned
 };
 using UploadHook = std::function<void(HookPoint point, int backend_pid)>;
