@@ -25,9 +25,28 @@ export SLUICE_BENCH_PG_URI
 LOGS="$BUILD_DIR/bench-logs"
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
+PSQL="${SLUICE_PG_BIN:-/usr/lib/postgresql/15/bin}/psql"
+# Before each benchmark: drop the databases the previous one left (autovacuum would otherwise keep
+# working on their million-row tables during the next measurement) and wait, up to a minute, until
+# no autovacuum worker runs.
+settle() {
+    local db
+    for db in $("$PSQL" "$SLUICE_BENCH_PG_URI" -qAt -c \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'bench\_%' OR datname LIKE 'sluice\_bench\_%'"); do
+        "$PSQL" "$SLUICE_BENCH_PG_URI" -q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$db'" \
+            -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+    done
+    "$PSQL" "$SLUICE_BENCH_PG_URI" -q -c CHECKPOINT
+    for _ in $(seq 60); do
+        [ "$("$PSQL" "$SLUICE_BENCH_PG_URI" -qAt -c \
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && return
+        sleep 1
+    done
+}
 run() {
     local name=$1
     shift
+    settle
     echo
     echo "=== $name: $*"
     if ! "$@" 2>&1 | tee "$LOGS/$name.txt"; then
