@@ -30,9 +30,10 @@ DbError classify_sqlstate(std::string_view sqlstate, std::string_view message) {
     if (cls == "08" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
         return {DbAction::kReconnect, ErrorCode::kUploadUnavailable, text};
     }
-    // A table changed under a prepared statement so that its result type differs.
+    // A table changed under a prepared statement so that its result type differs; or a value cast
+    // to the column type the catalog had no longer fits the column (42804, datatype mismatch).
     const bool stale_plan = sqlstate == "0A000" && message.starts_with("cached plan must not change result type");
-    if (sqlstate == "42P01" || sqlstate == "42703" || stale_plan) {
+    if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "42804" || stale_plan) {
         return {DbAction::kStaleCatalog, ErrorCode::kUploadUnavailable, text};
     }
     if (cls == "23" || sqlstate == "P0001") {  // integrity constraints; a trigger's RAISE EXCEPTION

@@ -434,6 +434,10 @@ TEST_CASE("a table changed between batches: its prepared statements and cached s
     sluice::test::exec_sql(f.source, "ALTER TABLE todos ALTER COLUMN assigned_to TYPE varchar(50)");
     CHECK(patch("a3", R"({"points":2})").result.outcome == wire::BatchOutcome::kApplied);
     CHECK(f.query("SELECT points FROM todos WHERE id = 't1'") == "2");
+    // A column's type changes before its first write: the cast from the cached shape no longer fits.
+    sluice::test::exec_sql(f.source, "ALTER TABLE todos ALTER COLUMN assigned_to TYPE integer USING NULL");
+    CHECK(patch("a5", R"({"assigned_to":5})").result.outcome == wire::BatchOutcome::kApplied);
+    CHECK(f.query("SELECT assigned_to FROM todos WHERE id = 't1'") == "5");
     // A column added after the shape was cached.
     sluice::test::exec_sql(f.source, "ALTER TABLE todos ADD COLUMN colour text");
     const auto added = must_upload(
