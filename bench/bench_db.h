@@ -11,5 +11,9 @@ namespace sluice::bench {
 void exec_sql(const std::string& uri, const std::string& sql);
 // Drops `database` (and the replication slots in it) if it exists, creates it empty, returns its URI.
 [[nodiscard]] std::string fresh_database(const std::string& admin_uri, const std::string& database);
+// Between two measurements: drops the databases named `prefix`… (and their replication slots), runs
+// a CHECKPOINT, and waits up to a minute until no autovacuum worker runs, so the work one phase
+// left behind does not run during the next one.
+void settle(const std::string& admin_uri, const std::string& prefix);
 
 }  // namespace sluice::bench
