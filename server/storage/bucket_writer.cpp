@@ -236,6 +236,10 @@ struct BucketWriter::Impl {
         CopyRows lookups;  // for sluice.parameter_lookups
         std::vector<std::string> buckets, checksums, counts, last_ids;  // bucket totals to add
 
+        [[nodiscard]] bool empty() const {
+            return ops.empty() && stored_tables.empty() && closed_keys.empty() && rows.empty() && buckets.empty();
+        }
+
         void run(pqxx::work& w) const {
             copy_into(w, "sluice.ops", ops);
             if (!stored_tables.empty()) {
@@ -283,6 +287,9 @@ struct BucketWriter::Impl {
     // lookup of them reads what this flush wrote.
     void flush() {
         auto job = std::make_shared<FlushJob>(take_flush_job());
+        if (job->empty()) {
+            return;  // (a commit with nothing left to write)
+        }
         auto& w = work();  // (after the previous flush)
         pending = std::async(std::launch::async, [job, &w] { job->run(w); });
     }

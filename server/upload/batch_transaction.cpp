@@ -428,6 +428,11 @@ const char* source_schema_sql() {
            "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at)";
 }
 
+protocol::Lsn current_wal_position(PipelinedConnection& source) {
+    source.add(kWalPosition);
+    return parse_lsn(source.run().front());
+}
+
 protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx) {
     if (ctx.user_id.find('\0') != std::string::npos) {
         return Status{ErrorCode::kAuthInvalid, "the token's sub claim contains a NUL character"};

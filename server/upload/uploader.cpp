@@ -49,16 +49,6 @@ struct Slot {
     std::unique_ptr<detail::PipelinedConnection> source;
 };
 
-// The source's WAL insert position now (for a write checkpoint that is not an upload's).
-protocol::Lsn current_wal_position(detail::PipelinedConnection& source) {
-    source.add("SELECT pg_current_wal_insert_lsn()::text");
-    const auto replies = source.run();
-    if (!replies[0].ok()) {
-        replies[0].throw_error();
-    }
-    return protocol::Lsn::parse(std::string(replies[0].value(0, 0))).value_or(protocol::Lsn{});
-}
-
 }  // namespace
 
 UploaderOptions options_from_config(const config::Config& config, std::string storage_conninfo) {
@@ -420,7 +410,7 @@ protocol::Result<std::int64_t> Uploader::create_write_checkpoint(const std::stri
     for (int attempt = 0; attempt < 2; ++attempt) {
         try {
             auto slot = impl.acquire();
-            const auto lsn = current_wal_position(*slot->source);
+            const auto lsn = detail::current_wal_position(*slot->source);
             impl.release(std::move(slot));
             return impl.record_checkpoint(user_id, client_id, lsn, std::nullopt);
         } catch (const std::exception& e) {
@@ -438,7 +428,7 @@ protocol::Status Uploader::request_write_checkpoint(const std::string& user_id, 
     for (int attempt = 0; attempt < 2; ++attempt) {
         try {
             auto slot = impl.acquire();
-            const auto lsn = current_wal_position(*slot->source);
+            const auto lsn = detail::current_wal_position(*slot->source);
             impl.release(std::move(slot));
             auto recorded = impl.record_checkpoint(user_id, client_id, lsn, number);
             return recorded ? Status::ok() : recorded.status();

@@ -36,6 +36,10 @@ struct Attempt {
     protocol::Lsn lsn;  // the source's WAL insert position after the batch's commit
 };
 
+// The source's WAL insert position now, in a round trip of its own (for a write checkpoint that is
+// not an upload's). Throws libpqxx exceptions.
+[[nodiscard]] protocol::Lsn current_wal_position(PipelinedConnection& source);
+
 // Runs the batch. SL6010 when the batch id is another user's.
 [[nodiscard]] protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx);
 
