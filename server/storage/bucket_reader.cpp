@@ -69,13 +69,16 @@ protocol::Result<std::map<std::string, BucketChecksum>> BucketReader::checksums(
         const auto names = to_pg_array(std::vector<std::string>(buckets.begin(), buckets.end()));
         pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
         // Running totals, minus the ops written after the checkpoint (only in buckets that have any).
+        // The writer commits ops just before the totals that include them (bucket_writer.cpp): ops
+        // past a bucket's last_op_id are not in its total yet.
         auto result = tx.exec_params(
             "SELECT b.bucket, "
             "       (b.checksum - COALESCE(late.checksum, 0)) % 4294967296, "
             "       b.op_count - COALESCE(late.count, 0) "
             "FROM sluice.buckets b "
             "LEFT JOIN LATERAL (SELECT sum(o.checksum) AS checksum, count(*) AS count FROM sluice.ops o "
-            "                   WHERE o.bucket = b.bucket AND o.op_id > $2 AND b.last_op_id > $2) late ON true "
+            "                   WHERE o.bucket = b.bucket AND o.op_id > $2 AND o.op_id <= b.last_op_id "
+            "                   AND b.last_op_id > $2) late ON true "
             "WHERE b.bucket = ANY($1::text[])",
             names, checkpoint_op_id);
         for (const auto& r : result) {

@@ -1,13 +1,17 @@
 // The op-log writer (see bucket_writer.h). Rows touched in the current flush window live in an
-// overlay; flush() writes ops with COPY, replaces the changed current_rows and lookup entries, and
-// adds the per-bucket checksum and count deltas, all inside the one open storage transaction, on a
-// thread of its own while the writer evaluates the next changes (the next use of the transaction
-// waits for it).
+// overlay; flush() replaces the changed current_rows and lookup entries and adds the per-bucket
+// checksum and count deltas inside the open storage transaction, on a thread of its own while the
+// writer evaluates the next changes (the next use of the transaction waits for it). The window's ops
+// go into sluice.ops at the same time, by COPY on a second connection: the op log is most of what a
+// flush writes, and one storage backend doing all of it was the bottleneck of replication. That
+// second transaction commits just before the main one; migrations/0006 says how ops whose main
+// commit never happened are found and removed.
 #include "server/storage/bucket_writer.h"
 
 #include <chrono>
 #include <deque>
 #include <future>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -19,6 +23,7 @@
 #include "server/core/field_codec.h"
 #include "server/storage/copy_rows.h"
 #include "server/storage/pg_array.h"
+#include "server/storage/rules_versions.h"
 
 namespace sluice::storage {
 namespace {
@@ -89,6 +94,13 @@ struct BucketWriter::Impl {
     WriterOptions options;
     pqxx::connection connection;
     std::unique_ptr<pqxx::work> tx;  // open between the first write of a batch and commit()
+    // sluice.ops, written in parallel (see the top of this file): its transaction, and the buckets
+    // and op_id range written in it since the last commit.
+    pqxx::connection ops_connection;
+    std::unique_ptr<pqxx::work> ops_tx;
+    std::set<std::string> ops_buckets;
+    std::int64_t ops_first = 0;
+    std::int64_t ops_last = 0;
     std::int64_t next_op_id = 1;
     std::int64_t last_checkpoint_op_id = 0;
     protocol::Lsn durable_lsn;
@@ -103,11 +115,13 @@ struct BucketWriter::Impl {
     // have been dropped (see drop_old_lookup_history).
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::int64_t>> recent_checkpoints;
     std::int64_t lookups_dropped_to = 0;
-    // The flush running in the background (see flush()). Declared last: destroyed (waited for)
-    // before the transaction and connection it uses.
+    // The flush running in the background (see flush()), and its COPY into sluice.ops. Declared
+    // last: destroyed (waited for) before the transactions and connections they use.
     std::future<void> pending;
+    std::future<void> ops_pending;
 
-    Impl(WriterOptions o, const std::string& conninfo) : options(std::move(o)), connection(conninfo) {
+    Impl(WriterOptions o, const std::string& conninfo)
+        : options(std::move(o)), connection(conninfo), ops_connection(conninfo) {
         // Every join the writer runs matches a batch of keys (unnest of arrays) against a primary
         // key. Given thousands of keys, the planner prefers hashing the whole table (and with stale
         // statistics in an insert burst, it always does): a full scan of current_rows per batch,
@@ -127,7 +141,52 @@ struct BucketWriter::Impl {
         return *tx;
     }
 
+    // The open transaction of sluice.ops, once its COPY running in the background (if any) is done.
+    pqxx::work& ops_work() {
+        if (ops_pending.valid()) {
+            ops_pending.get();
+        }
+        if (!ops_tx) {
+            ops_tx = std::make_unique<pqxx::work>(ops_connection);
+        }
+        return *ops_tx;
+    }
+
+    // Commits the ops written since the last commit, with a record of them that `w` (the main
+    // transaction, committed next) deletes: a record that outlives a failed main commit names the
+    // ops to remove (remove_ops_in_flight).
+    void commit_ops(pqxx::work& w) {
+        if (!ops_tx && !ops_pending.valid()) {
+            return;
+        }
+        auto& o = ops_work();
+        if (ops_first != 0) {
+            o.exec_params0(
+                "INSERT INTO sluice.ops_in_flight (rules_version, first_op_id, last_op_id, buckets) "
+                "VALUES ($1, $2, $3, $4::text[])",
+                options.rules_version, ops_first, ops_last,
+                to_pg_array(std::vector<std::string>(ops_buckets.begin(), ops_buckets.end())));
+        }
+        o.commit();
+        ops_tx.reset();
+        if (ops_first != 0) {
+            w.exec_params0("DELETE FROM sluice.ops_in_flight WHERE rules_version = $1 AND first_op_id = $2",
+                           options.rules_version, ops_first);
+        }
+        forget_ops_in_flight();
+    }
+
+    void forget_ops_in_flight() {
+        ops_buckets.clear();
+        ops_first = 0;
+        ops_last = 0;
+    }
+
     void load_counters() {
+        if (const auto removed = remove_ops_in_flight(connection, options.rules_version); removed > 0) {
+            kLog.warn("removed {} op(s) of a storage write that did not commit (rules version {})", removed,
+                      options.rules_version);
+        }
         pqxx::nontransaction read(connection);
         auto row = read.exec_params1(
             "SELECT GREATEST((SELECT max(op_id) FROM sluice.ops), (SELECT max(op_id) FROM sluice.checkpoints), 0), "
@@ -190,6 +249,10 @@ struct BucketWriter::Impl {
                                            ? protocol::wire::put_checksum(slot.object_type, slot.object_id, *data)
                                            : protocol::wire::remove_checksum(subkey);
         const std::int64_t op_id = next_op_id++;
+        if (ops_first == 0) {
+            ops_first = op_id;
+        }
+        ops_last = op_id;
         auto& delta = deltas[bucket];
         delta.checksum += checksum;
         delta.count += 1;
@@ -240,8 +303,8 @@ struct BucketWriter::Impl {
             return ops.empty() && stored_tables.empty() && closed_keys.empty() && rows.empty() && buckets.empty();
         }
 
+        // Everything but the ops (which the writer copies on its other connection).
         void run(pqxx::work& w) const {
-            copy_into(w, "sluice.ops", ops);
             if (!stored_tables.empty()) {
                 w.exec_params0(
                     "DELETE FROM sluice.current_rows c USING unnest($1::text[], $2::text[]) AS k(t, r) "
@@ -291,6 +354,10 @@ struct BucketWriter::Impl {
             return;  // (a commit with nothing left to write)
         }
         auto& w = work();  // (after the previous flush)
+        if (!job->ops.empty()) {
+            auto& o = ops_work();  // (after the previous COPY)
+            ops_pending = std::async(std::launch::async, [job, &o] { copy_into(o, "sluice.ops", job->ops); });
+        }
         pending = std::async(std::launch::async, [job, &w] { job->run(w); });
     }
 
@@ -335,6 +402,7 @@ struct BucketWriter::Impl {
             rows.clear();  // bounded whatever the callers prefetch
         }
         for (const auto& [bucket, d] : deltas) {
+            ops_buckets.insert(bucket);
             job.buckets.push_back(bucket);
             job.checksums.push_back(std::to_string(d.checksum));
             job.counts.push_back(std::to_string(d.count));
@@ -367,6 +435,12 @@ struct BucketWriter::Impl {
             pending.wait();  // its failure, if any, is what is being handled
             pending = {};
         }
+        if (ops_pending.valid()) {
+            ops_pending.wait();
+            ops_pending = {};
+        }
+        ops_tx.reset();  // aborts (unless it committed and the main commit failed: remove_ops_in_flight)
+        forget_ops_in_flight();
         tx.reset();  // aborts
         rows.clear();
         ops.clear();
@@ -485,6 +559,7 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
             ++impl.next_op_id;
         }
         auto& w = impl.work();
+        impl.commit_ops(w);
         impl.rows.clear();  // flushed: current_rows holds the overlay's state
         if (visibility == Visibility::kVisible && lsn >= impl.visible_from) {
             // Write checkpoints whose LSN this batch passes are delivered with this checkpoint. When
@@ -640,6 +715,7 @@ protocol::Result<CommittedCheckpoint> BucketWriter::activate(protocol::Lsn lsn) 
         auto& impl = *m_impl;
         impl.flush();
         auto& w = impl.work();
+        impl.commit_ops(w);
         // Every committed op of any version is at or below its bucket's last_op_id; a checkpoint that
         // wrote no op took an id of its own. The previous version's writer has stopped (the caller
         // made sure), so nothing below this id can appear later.

@@ -102,7 +102,8 @@ protocol::Result<std::int64_t> remove_rules_version_storage(pqxx::connection& co
                                                             const StoredRulesVersion& version) {
     return guarded<std::int64_t>("removing a retired rules version's storage", [&] {
         const std::string id = std::to_string(version.id);
-        std::int64_t removed = 0;
+        // Ops of a failed write may sit in buckets that have no row in sluice.buckets.
+        std::int64_t removed = remove_ops_in_flight(connection, version.id);
         // Ops bucket by bucket; a bucket's row goes last, so a crash half-way finds it again.
         const std::string prefix = id + "#";
         for (;;) {
@@ -144,6 +145,17 @@ protocol::Result<std::int64_t> remove_rules_version_storage(pqxx::connection& co
         kLog.info("rules version {} removed from storage: {} row(s)", version.id, removed);
         return removed;
     });
+}
+
+std::int64_t remove_ops_in_flight(pqxx::connection& connection, std::int64_t rules_version) {
+    pqxx::work tx(connection);
+    const auto removed = tx.exec_params(
+        "WITH m AS (DELETE FROM sluice.ops_in_flight WHERE rules_version = $1 RETURNING *) "
+        "DELETE FROM sluice.ops o USING m "
+        "WHERE o.bucket = ANY(m.buckets) AND o.op_id BETWEEN m.first_op_id AND m.last_op_id",
+        rules_version);
+    tx.commit();
+    return static_cast<std::int64_t>(removed.affected_rows());
 }
 
 }  // namespace sluice::storage

@@ -43,4 +43,8 @@ struct StoredRulesVersion {
 [[nodiscard]] protocol::Result<std::int64_t> remove_rules_version_storage(pqxx::connection& connection,
                                                                        const StoredRulesVersion& version);
 
+// Deletes the ops a version's writer committed whose storage write then failed to commit (see
+// migrations/0006_ops_in_flight.sql), with their records; returns how many ops. Throws pqxx errors.
+std::int64_t remove_ops_in_flight(pqxx::connection& connection, std::int64_t rules_version);
+
 }  // namespace sluice::storage

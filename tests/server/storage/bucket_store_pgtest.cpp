@@ -296,6 +296,53 @@ TEST_CASE("a rolled-back batch leaves nothing, and a reopened writer continues t
     CHECK(again.ops("global[]", 2).front().op == 2);
 }
 
+TEST_CASE("ops committed by a storage write whose main commit failed are never served and are removed") {
+    // The writer commits sluice.ops on its own connection just before the main transaction (the
+    // totals, the checkpoint). A trigger makes the main transaction fail right after that.
+    const auto uri = migrated_database("bucket_ops_in_flight");
+    sluice::test::exec_sql(uri, "CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS "
+                                "$$ BEGIN RAISE EXCEPTION 'the main commit fails'; END $$");
+    auto stored_ops = [&] {
+        pqxx::connection c(uri);
+        return pqxx::nontransaction(c).exec1("SELECT count(*) FROM sluice.ops")[0].as<int>();
+    };
+    {
+        Store s(uri);
+        s.put("a", {"global[]", "by_user[\"u1\"]"});
+        CHECK(s.commit(5) == 2);
+        s.put("a2", {"global[]"});
+        CHECK(s.commit(6) == 3);
+        sluice::test::exec_sql(uri, "CREATE TRIGGER fail BEFORE DELETE ON sluice.ops_in_flight "
+                                    "FOR EACH ROW EXECUTE FUNCTION fail()");
+        s.put("b", {"global[]", "by_user[\"u2\"]"});  // by_user["u2"] has no total yet
+        auto failed = s.writer->commit(Lsn(7));
+        REQUIRE_FALSE(failed.is_ok());
+        CHECK_THAT(failed.status().message(), Catch::Contains("the main commit fails"));
+        REQUIRE(stored_ops() == 5);  // b's ops are there, committed
+        // ... but past every checkpoint and every total: a reader at checkpoint 2 sees a's op, and
+        // the checksum at 2 is the total minus a2's op alone.
+        auto read = s.reader->read_ops("global[]", 0, 2, 100);
+        REQUIRE(read.is_ok());
+        CHECK(ops_text(read.value()) == "1 PUT todos/a {\"id\":\"a\"}\n");
+        const std::vector<std::string> buckets{"global[]"};
+        auto sums = s.reader->checksums(buckets, 2);
+        REQUIRE(sums.is_ok());
+        CHECK(sums->at("global[]").checksum == s.client_sum("global[]", 2));
+        CHECK(sums->at("global[]").count == 1);
+    }
+    sluice::test::exec_sql(uri, "DROP TRIGGER fail ON sluice.ops_in_flight");
+    Store again(uri);  // opening the writer removes them
+    CHECK(stored_ops() == 3);
+    CHECK(again.writer->last_op_id() == 3);
+    again.put("c", {"global[]"});
+    CHECK(again.commit(8) == 4);
+    CHECK(ops_text(again.ops("global[]")) ==
+          "1 PUT todos/a {\"id\":\"a\"}\n3 PUT todos/a2 {\"id\":\"a2\"}\n4 PUT todos/c {\"id\":\"c\"}\n");
+    CHECK(again.ops("by_user[\"u2\"]").empty());
+    pqxx::connection c(uri);
+    CHECK(pqxx::nontransaction(c).exec1("SELECT count(*) FROM sluice.ops_in_flight")[0].as<int>() == 0);
+}
+
 namespace {
 
 // A client that applied the ops of `first` up to op_id `to`, then the ops of `second` above it: its
