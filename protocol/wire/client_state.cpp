@@ -69,7 +69,7 @@ Status ClientState::on_checkpoint(const Checkpoint& c) {
     for (const auto& name : gone) {
         drop_bucket(name);
     }
-    m_target.emplace();
+    m_target = Target{};  // (clang rejects emplace() for a nested type with member initializers)
     m_target->last_op_id = c.last_op_id;
     m_target->write_checkpoint = c.write_checkpoint;
     m_target_complete = false;

@@ -8,8 +8,10 @@
 #include <fmt/format.h>
 
 #pragma GCC diagnostic push
+#if defined(__GNUC__) && !defined(__clang__)  // GCC 12's false positives in simdjson's inline code
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <simdjson.h>
 
 namespace sluice::protocol::wire {

@@ -135,7 +135,7 @@ void require_in_sync(NodeSdkClient& client, const DemoDeployment& d, const std::
     INFO(step);
     for (const auto& [table, sql] : {std::pair{"todos", kTodosSql}, {"lists", kListsSql}, {"users", kUsersSql}}) {
         std::string seen;
-        const bool same = client.wait_for_rows(sql, [&] { return d.expected(user, table); }, seen);
+        const bool same = client.wait_for_rows(sql, [&, &table = table] { return d.expected(user, table); }, seen);
         INFO("table " << table << "\nexpected:\n" << d.expected(user, table) << "\nthe SDK has:\n" << seen
                       << "\nSDK log:\n" << client.log());
         REQUIRE(same);
