@@ -567,10 +567,16 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
             const bool new_anyway = impl.next_op_id - 1 > impl.last_checkpoint_op_id || !impl.any_checkpoint;
             const std::int64_t target = new_anyway ? impl.next_op_id - 1 : impl.next_op_id;
             // Only the active rules version's writer delivers them (a version being built counts its
-            // own op ids, which sessions do not follow).
+            // own op ids, which sessions do not follow). A session reports a client's highest
+            // delivered number, which says that every lower number is visible too: a checkpoint
+            // waits while a lower number of its client is not passed yet (two concurrent uploads of
+            // one client can be numbered against their commit order).
             const auto passed = w.exec_params0(
-                "UPDATE sluice.write_checkpoints SET op_id = $1 WHERE op_id IS NULL AND lsn <= $2::pg_lsn "
-                "AND NOT EXISTS (SELECT FROM sluice.rules_versions WHERE state = 'active' AND id <> $3)",
+                "UPDATE sluice.write_checkpoints w SET op_id = $1 WHERE w.op_id IS NULL AND w.lsn <= $2::pg_lsn "
+                "AND NOT EXISTS (SELECT FROM sluice.rules_versions WHERE state = 'active' AND id <> $3) "
+                "AND NOT EXISTS (SELECT FROM sluice.write_checkpoints o WHERE o.user_id = w.user_id "
+                "  AND o.client_id = w.client_id AND o.checkpoint < w.checkpoint AND o.op_id IS NULL "
+                "  AND o.lsn > $2::pg_lsn)",
                 target, lsn.to_string(), impl.options.rules_version);
             if (passed.affected_rows() > 0) {
                 if (!new_anyway) {

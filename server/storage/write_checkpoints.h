@@ -6,7 +6,8 @@
 // Thread-safe, with group commit: a call that finds no statement running writes its checkpoint at
 // once; calls that arrive while one runs wait and are written together by the next statement (one
 // connection, one round trip, one commit for all of them). Numbers are given in LSN order within
-// a statement.
+// a statement; across statements a client's numbers can run against LSN order, and the writer then
+// delivers a number only once every lower undelivered number of that client is passed too.
 #pragma once
 
 #include <cstdint>

@@ -515,6 +515,35 @@ TEST_CASE("write checkpoints: delivered with the first checkpoint past their LSN
     CHECK(tx.exec("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c1'")[0][0].as<int>() == 1);
 }
 
+TEST_CASE("write checkpoints of one client numbered against their commit order: the higher waits for the lower") {
+    const auto uri = migrated_database("store_write_checkpoints_order");
+    Store s(uri);
+    s.put("t1", {"b1"});
+    s.commit(100);
+    auto store = sluice::storage::WriteCheckpointStore::open(uri);
+    REQUIRE(store.is_ok());
+    // Two concurrent uploads of one client: the one that committed later is recorded first.
+    const auto later = store.value()->create("u1", "c1", Lsn(300));
+    const auto earlier = store.value()->create("u1", "c1", Lsn(150));
+    REQUIRE(later.is_ok());
+    REQUIRE(earlier.is_ok());
+    REQUIRE(earlier.value() > later.value());
+    auto delivered = [&](std::int64_t at) {
+        auto r = s.reader->write_checkpoint("u1", "c1", at);
+        REQUIRE(r.is_ok());
+        return r.value();
+    };
+    // Past 150 but not 300: reporting `earlier` would tell a client waiting for `later` that its
+    // write is visible.
+    s.put("t2", {"b1"});
+    const auto second = s.commit(200);
+    CHECK_FALSE(delivered(second).has_value());
+    // Past both: the highest number.
+    const auto third = s.commit(400);
+    CHECK(third == second + 1);
+    CHECK(delivered(third) == earlier.value());
+}
+
 TEST_CASE("write checkpoints recorded concurrently: each request gets its own number, stored at its own LSN") {
     const auto uri = migrated_database("store_write_checkpoints_group");
     auto store = sluice::storage::WriteCheckpointStore::open(uri);
