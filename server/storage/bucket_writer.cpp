@@ -129,28 +129,19 @@ struct BucketWriter::Impl {
         pqxx::nontransaction(connection).exec0("SET enable_hashjoin = off; SET enable_mergejoin = off");
     }
 
-    // The open transaction, once the flush running in the background (if any) is done; its
-    // failure is thrown here.
-    pqxx::work& work() {
-        if (pending.valid()) {
-            pending.get();
+    // The transaction open on `c` (begun if none is), once the work running on it in the background
+    // (if any) is done; that work's failure is thrown here.
+    static pqxx::work& ready(std::future<void>& background, std::unique_ptr<pqxx::work>& open, pqxx::connection& c) {
+        if (background.valid()) {
+            background.get();
         }
-        if (!tx) {
-            tx = std::make_unique<pqxx::work>(connection);
+        if (!open) {
+            open = std::make_unique<pqxx::work>(c);
         }
-        return *tx;
+        return *open;
     }
-
-    // The open transaction of sluice.ops, once its COPY running in the background (if any) is done.
-    pqxx::work& ops_work() {
-        if (ops_pending.valid()) {
-            ops_pending.get();
-        }
-        if (!ops_tx) {
-            ops_tx = std::make_unique<pqxx::work>(ops_connection);
-        }
-        return *ops_tx;
-    }
+    pqxx::work& work() { return ready(pending, tx, connection); }
+    pqxx::work& ops_work() { return ready(ops_pending, ops_tx, ops_connection); }
 
     // Commits the ops written since the last commit, with a record of them that `w` (the main
     // transaction, committed next) deletes: a record that outlives a failed main commit names the
