@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of the project against a private Postgres and prints one table of the
 # figures that have a target, each beside its target, after each benchmark's own output.
-#   scripts/bench.sh                  everything (about 10 minutes on 2 cores)
+#   scripts/bench.sh                  everything (about 12 minutes on 2 cores)
 #   ROWS=200000 scripts/bench.sh      smaller replication runs
 # Environment: BUILD_DIR (default build), SLUICE_BENCH_PG_PORT (default 54329), ROWS (1000000).
 # Logs: $BUILD_DIR/bench-logs/<benchmark>.txt. Figures depend on the machine's load: run it on an
@@ -58,6 +58,8 @@ run rules "$BUILD_DIR/bench/rules_bench"
 run wire "$BUILD_DIR/bench/wire_encode_bench"
 run streams "$BUILD_DIR/bench/streams_bench"
 run replication "$BUILD_DIR/bench/replication_bench" --rows "$ROWS"
+# Peak RSS is the process's own: the one-transaction phase runs in a process of its own.
+run replication_bigtxn "$BUILD_DIR/bench/replication_bench" --rows "$ROWS" --phase bigtxn
 run uploads "$BUILD_DIR/bench/upload_bench"
 run serving "$BUILD_DIR/bench/serving_bench"
 
