@@ -258,8 +258,8 @@ void phase_inserts(long rows) {
     pqxx::connection c(s.storage);
     pqxx::nontransaction tx(c);
     auto r = tx.exec1(
-        "SELECT pg_total_relation_size('sluice.ops') + pg_total_relation_size('sluice.buckets'), "
-        "(SELECT count(*) FROM sluice.ops), pg_total_relation_size('sluice.current_rows')");
+        "SELECT pg_total_relation_size('sluice.op_chunks') + pg_total_relation_size('sluice.buckets'), "
+        "(SELECT sum(op_count) FROM sluice.op_chunks), pg_total_relation_size('sluice.current_rows')");
     const double per_op = r[0].as<double>() / r[1].as<double>();
     row("  storage per op (ops + bucket totals)", fmt::format("{:.0f} bytes", per_op), "-", "");
     row("  current row copies per source row", fmt::format("{:.0f} bytes", r[2].as<double>() / rows), "-", "");

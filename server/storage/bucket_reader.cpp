@@ -1,6 +1,8 @@
 // Read queries for sessions (see bucket_reader.h).
 #include "server/storage/bucket_reader.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
@@ -76,9 +78,16 @@ protocol::Result<std::map<std::string, BucketChecksum>> BucketReader::checksums(
             "       (b.checksum - COALESCE(late.checksum, 0)) % 4294967296, "
             "       b.op_count - COALESCE(late.count, 0) "
             "FROM sluice.buckets b "
-            "LEFT JOIN LATERAL (SELECT sum(o.checksum) AS checksum, count(*) AS count FROM sluice.ops o "
-            "                   WHERE o.bucket = b.bucket AND o.op_id > $2 AND o.op_id <= b.last_op_id "
-            "                   AND b.last_op_id > $2) late ON true "
+            "LEFT JOIN LATERAL ("
+            // Chunks after the checkpoint count whole; one that spans it, by its ops after it.
+            "  SELECT sum(CASE WHEN c.first_op_id > $2 THEN c.checksum ELSE part.checksum END) AS checksum, "
+            "         sum(CASE WHEN c.first_op_id > $2 THEN c.op_count ELSE part.count END) AS count "
+            "  FROM sluice.op_chunks c "
+            "  CROSS JOIN LATERAL (SELECT sum((e->>6)::bigint) AS checksum, count(*) AS count "
+            "      FROM json_array_elements(CASE WHEN c.first_op_id > $2 THEN '[]' ELSE c.ops END::json) e "
+            "      WHERE (e->>0)::bigint > $2) part "
+            "  WHERE c.bucket = b.bucket AND c.last_op_id > $2 AND c.last_op_id <= b.last_op_id "
+            "    AND b.last_op_id > $2) late ON true "
             "WHERE b.bucket = ANY($1::text[])",
             names, checkpoint_op_id);
         for (const auto& r : result) {
@@ -97,18 +106,34 @@ protocol::Result<std::map<std::string, BucketChecksum>> BucketReader::checksums(
 
 protocol::Result<std::vector<StoredOp>> BucketReader::read_ops(const std::string& bucket, std::int64_t after,
                                                                std::int64_t up_to, std::size_t limit) {
-    return guarded<std::vector<StoredOp>>("reading ops", [&] {
-        pqxx::nontransaction tx(m_impl->connection);  // one statement: its own snapshot, one round trip
-        auto result = tx.exec_params(
-            "SELECT op_id, op, COALESCE(object_type, ''), COALESCE(object_id, ''), COALESCE(subkey, ''), data, "
-            "checksum FROM sluice.ops WHERE bucket = $1 AND op_id > $2 AND op_id <= $3 ORDER BY op_id LIMIT $4",
-            bucket, after, up_to, static_cast<std::int64_t>(limit));
+    return guarded<std::vector<StoredOp>>("reading ops", [&]() -> protocol::Result<std::vector<StoredOp>> {
         std::vector<StoredOp> ops;
-        ops.reserve(result.size());
-        for (const auto& r : result) {
-            ops.push_back({r[0].as<std::int64_t>(), r[1].as<int>(), r[2].as<std::string>(), r[3].as<std::string>(),
-                           r[4].as<std::string>(), r[5].get<std::string>(),
-                           static_cast<std::uint32_t>(r[6].as<std::int64_t>())});
+        pqxx::nontransaction tx(m_impl->connection);
+        // Chunks in op_id order until the page is full: a first guess of the chunks a page needs
+        // (a chunk holds about 10-20 ops of ~100 bytes), then twice as many per round trip.
+        std::int64_t from = after;
+        std::size_t chunks = std::max<std::size_t>(8, limit / 16);
+        while (ops.size() < limit) {
+            auto result = tx.exec_params(
+                "SELECT last_op_id, ops FROM sluice.op_chunks WHERE bucket = $1 AND last_op_id > $2 "
+                "AND first_op_id <= $3 ORDER BY last_op_id LIMIT $4",
+                bucket, from, up_to, static_cast<std::int64_t>(chunks));
+            for (const auto& r : result) {
+                auto decoded = decode_op_chunk(std::string_view(r[1].c_str(), r[1].size()));
+                if (!decoded) {
+                    return decoded.status();
+                }
+                for (auto& op : decoded.value()) {
+                    if (op.op_id > after && op.op_id <= up_to && ops.size() < limit) {
+                        ops.push_back(std::move(op));
+                    }
+                }
+            }
+            if (result.size() < chunks) {
+                break;
+            }
+            from = result.back()[0].as<std::int64_t>();
+            chunks *= 2;
         }
         return ops;
     });

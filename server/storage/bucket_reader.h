@@ -14,6 +14,7 @@
 
 #include "protocol/lsn.h"
 #include "protocol/status.h"
+#include "server/storage/op_chunks.h"
 
 namespace sluice::storage {
 
@@ -31,15 +32,6 @@ struct BucketChecksum {
     std::int64_t count = 0;      // number of those ops
 };
 
-struct StoredOp {
-    std::int64_t op_id = 0;
-    int op = 0;  // 1 PUT, 2 REMOVE, 3 MOVE, 4 CLEAR
-    std::string object_type;
-    std::string object_id;
-    std::string subkey;
-    std::optional<std::string> data;
-    std::uint32_t checksum = 0;
-};
 
 class BucketReader {
 public:

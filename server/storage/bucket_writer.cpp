@@ -2,10 +2,10 @@
 // overlay; flush() replaces the changed current_rows and lookup entries and adds the per-bucket
 // checksum and count deltas inside the open storage transaction, on a thread of its own while the
 // writer evaluates the next changes (the next use of the transaction waits for it). The window's ops
-// go into sluice.ops at the same time, by COPY on a second connection: the op log is most of what a
-// flush writes, and one storage backend doing all of it was the bottleneck of replication. That
-// second transaction commits just before the main one; migrations/0006 says how ops whose main
-// commit never happened are found and removed.
+// go into sluice.op_chunks (op_chunks.h) at the same time, by COPY on a second connection: the op
+// log is most of what a flush writes, and one storage backend doing all of it was the bottleneck of
+// replication. That second transaction commits just before the main one; migrations/0006 says how
+// ops whose main commit never happened are found and removed.
 #include "server/storage/bucket_writer.h"
 
 #include <chrono>
@@ -22,6 +22,7 @@
 #include "server/core/pg_errors.h"
 #include "server/core/field_codec.h"
 #include "server/storage/copy_rows.h"
+#include "server/storage/op_chunks.h"
 #include "server/storage/pg_array.h"
 #include "server/storage/rules_versions.h"
 
@@ -62,6 +63,7 @@ struct BucketDelta {
     std::uint32_t checksum = 0;  // wrapping sum
     std::int64_t count = 0;
     std::int64_t last_op_id = 0;
+    OpChunkBuilder chunk;  // the bucket's ops since its last full chunk
 };
 
 std::string encode_slots(const std::vector<Slot>& slots) {
@@ -94,7 +96,7 @@ struct BucketWriter::Impl {
     WriterOptions options;
     pqxx::connection connection;
     std::unique_ptr<pqxx::work> tx;  // open between the first write of a batch and commit()
-    // sluice.ops, written in parallel (see the top of this file): its transaction, and the buckets
+    // sluice.op_chunks, written in parallel (see the top of this file): its transaction, and the buckets
     // and op_id range written in it since the last commit.
     pqxx::connection ops_connection;
     std::unique_ptr<pqxx::work> ops_tx;
@@ -106,7 +108,8 @@ struct BucketWriter::Impl {
     protocol::Lsn durable_lsn;
     protocol::Lsn visible_from;
     std::unordered_map<RowKey, RowState, core::RowKeyHash> rows;  // overlay of the flush window
-    CopyRows ops;  // the flush window's ops, already in COPY form for sluice.ops
+    CopyRows ops;  // the flush window's full chunks, in COPY form for sluice.op_chunks
+    std::size_t ops_in_window = 0;
     std::unordered_map<std::string, BucketDelta> deltas;
     std::size_t ops_in_batch = 0;
     bool lookups_changed = false;  // the batch changed the lookup index (bucket sets may differ now)
@@ -115,7 +118,7 @@ struct BucketWriter::Impl {
     // have been dropped (see drop_old_lookup_history).
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::int64_t>> recent_checkpoints;
     std::int64_t lookups_dropped_to = 0;
-    // The flush running in the background (see flush()), and its COPY into sluice.ops. Declared
+    // The flush running in the background (see flush()), and its COPY of op chunks. Declared
     // last: destroyed (waited for) before the transactions and connections they use.
     std::future<void> pending;
     std::future<void> ops_pending;
@@ -180,7 +183,7 @@ struct BucketWriter::Impl {
         }
         pqxx::nontransaction read(connection);
         auto row = read.exec_params1(
-            "SELECT GREATEST((SELECT max(op_id) FROM sluice.ops), (SELECT max(op_id) FROM sluice.checkpoints), 0), "
+            "SELECT GREATEST((SELECT max(last_op_id) FROM sluice.op_chunks), (SELECT max(op_id) FROM sluice.checkpoints), 0), "
             "       COALESCE((SELECT max(op_id) FROM sluice.checkpoints WHERE rules_version = $2), 0), "
             "       COALESCE((SELECT durable_lsn::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
             "       COALESCE((SELECT visible_from::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
@@ -248,8 +251,9 @@ struct BucketWriter::Impl {
         delta.checksum += checksum;
         delta.count += 1;
         delta.last_op_id = op_id;
-        ops.text(bucket).integer(op_id).integer(static_cast<int>(op)).text(slot.object_type).text(slot.object_id);
-        ops.text(subkey).text_or_null(data).integer(checksum).end_row();
+        delta.chunk.add(ops, bucket, op_id, static_cast<int>(op), slot.object_type, slot.object_id, subkey, data,
+                        checksum);
+        ++ops_in_window;
         ++ops_in_batch;
     }
 
@@ -281,7 +285,7 @@ struct BucketWriter::Impl {
     // Everything one flush writes, taken out of the overlay: it runs while the writer goes on.
     struct FlushJob {
         std::int64_t rules_version = 0;
-        CopyRows ops;                                    // for sluice.ops
+        CopyRows ops;                                    // for sluice.op_chunks
         std::vector<std::string> stored_tables, stored_keys;  // stored rows that changed or went
         std::vector<std::string> closed_keys, closed_tables, closed_rows;  // their lookup entries
         std::int64_t changed_at = 0;
@@ -347,7 +351,7 @@ struct BucketWriter::Impl {
         auto& w = work();  // (after the previous flush)
         if (!job->ops.empty()) {
             auto& o = ops_work();  // (after the previous COPY)
-            ops_pending = std::async(std::launch::async, [job, &o] { copy_into(o, "sluice.ops", job->ops); });
+            ops_pending = std::async(std::launch::async, [job, &o] { copy_into(o, "sluice.op_chunks", job->ops); });
         }
         pending = std::async(std::launch::async, [job, &w] { job->run(w); });
     }
@@ -355,8 +359,12 @@ struct BucketWriter::Impl {
     FlushJob take_flush_job() {
         FlushJob job;
         job.rules_version = options.rules_version;
+        for (auto& [bucket, d] : deltas) {
+            d.chunk.take(ops, bucket);  // chunks never span two storage writes
+        }
         job.ops = std::move(ops);
         ops = CopyRows();
+        ops_in_window = 0;
         job.changed_at = last_checkpoint_op_id + 1;
         job.last_checkpoint_op_id = last_checkpoint_op_id;
         for (const auto& [key, state] : rows) {
@@ -435,6 +443,7 @@ struct BucketWriter::Impl {
         tx.reset();  // aborts
         rows.clear();
         ops.clear();
+        ops_in_window = 0;
         deltas.clear();
         ops_in_batch = 0;
         lookups_changed = false;
@@ -501,7 +510,7 @@ protocol::Status BucketWriter::apply(const core::EvaluatedChange& change) {
             return status;
         }
         m_impl->apply_change(change, m_impl->rows.at(change.row));
-        if (m_impl->ops.rows() >= m_impl->options.flush_ops) {
+        if (m_impl->ops_in_window >= m_impl->options.flush_ops) {
             m_impl->flush();
         }
         return Status::ok();

@@ -5,7 +5,7 @@
 // Use per batch of source transactions: prefetch(keys) → apply()/truncate() for each change, in
 // source order → commit(lsn of the last commit). Nothing is visible before commit(); memory stays
 // bounded because pending ops and rows are flushed into the open storage transactions every
-// `flush_ops` ops. It holds two storage connections: ops go into sluice.ops on the second, in
+// `flush_ops` ops. It holds two storage connections: ops go into sluice.op_chunks on the second, in
 // parallel (bucket_writer.cpp says how a commit that fails half-way is undone).
 #pragma once
 

@@ -121,7 +121,7 @@ protocol::Result<std::int64_t> remove_rules_version_storage(pqxx::connection& co
             for (const auto& bucket : buckets) {
                 pqxx::work tx(connection);
                 removed += static_cast<std::int64_t>(
-                    tx.exec_params("DELETE FROM sluice.ops WHERE bucket = $1", bucket).affected_rows());
+                    tx.exec_params("DELETE FROM sluice.op_chunks WHERE bucket = $1", bucket).affected_rows());
                 tx.exec_params0("DELETE FROM sluice.buckets WHERE bucket = $1", bucket);
                 tx.commit();
                 ++removed;
@@ -149,13 +149,16 @@ protocol::Result<std::int64_t> remove_rules_version_storage(pqxx::connection& co
 
 std::int64_t remove_ops_in_flight(pqxx::connection& connection, std::int64_t rules_version) {
     pqxx::work tx(connection);
-    const auto removed = tx.exec_params(
-        "WITH m AS (DELETE FROM sluice.ops_in_flight WHERE rules_version = $1 RETURNING *) "
-        "DELETE FROM sluice.ops o USING m "
-        "WHERE o.bucket = ANY(m.buckets) AND o.op_id BETWEEN m.first_op_id AND m.last_op_id",
-        rules_version);
+    // (A write's chunks hold only its own ops: all of a chunk is in the range, or none.)
+    const auto removed = tx.exec_params1(
+        "WITH m AS (DELETE FROM sluice.ops_in_flight WHERE rules_version = $1 RETURNING *), "
+        "d AS (DELETE FROM sluice.op_chunks c USING m "
+        "      WHERE c.bucket = ANY(m.buckets) AND c.first_op_id BETWEEN m.first_op_id AND m.last_op_id "
+        "      RETURNING c.op_count) "
+        "SELECT COALESCE(sum(op_count), 0) FROM d",
+        rules_version)[0].as<std::int64_t>();
     tx.commit();
-    return static_cast<std::int64_t>(removed.affected_rows());
+    return removed;
 }
 
 }  // namespace sluice::storage

@@ -127,7 +127,8 @@ TEST_CASE("sluice migrate twice, and two at once") {
     pqxx::nontransaction tx(c);
     CHECK(tx.exec1("SELECT count(*) FROM sluice.schema_migrations")[0].as<int>() >= 1);
     // Compaction on demand: two PUTs of one row, the older becomes a MOVE.
-    tx.exec0("INSERT INTO sluice.ops VALUES ('global[]', 1, 1, 't', 'a', 's', '{}', 5), ('global[]', 2, 1, 't', 'a', 's', '{}', 5); "
+    tx.exec0("INSERT INTO sluice.op_chunks VALUES ('global[]', 1, 2, 2, 10, "
+             "'[[1,1,\"t\",\"a\",\"s\",\"{}\",5],[2,1,\"t\",\"a\",\"s\",\"{}\",5]]'); "
              "INSERT INTO sluice.buckets VALUES ('global[]', 2, 10, 2, 0); INSERT INTO sluice.checkpoints (op_id, lsn) VALUES (2, '0/1')");
     auto compacted = run_command({sluice_binary(), "compact", "-c", config});
     INFO(compacted.output);

@@ -276,6 +276,77 @@ TEST_CASE("a batch flushed many times gives the same result as one flush") {
     CHECK(tx.exec1("SELECT count(*) FROM sluice.current_rows").front().as<int>() == 10);
 }
 
+TEST_CASE("the op log in chunks: every page across chunk boundaries, data that JSON escapes, consistent chunk rows") {
+    const auto uri = migrated_database("bucket_chunks");
+    Store s(uri, 150);  // several flushes per storage write
+    // ~200-byte outputs with everything JSON escapes: about eight ops fill a chunk.
+    const std::string odd = "quote\" backslash\\ tab\t newline\n control\x01 \u00fc \u2603 ";
+    std::vector<std::string> written;
+    std::vector<std::int64_t> checkpoints;
+    for (int write = 0; write < 3; ++write) {
+        for (int i = 0; i < 200; ++i) {
+            const auto id = odd + std::to_string(write * 200 + i);
+            EvaluatedChange change{{"public.todos", "[\"" + std::to_string(write * 200 + i) + "\"]"},
+                                   ChangeKind::kUpsert, "stored", {}, {}};
+            const auto data = R"({"id":")" + id + R"(","text":")" + std::string(120, 'x') + odd + R"("})";
+            change.placements.push_back({"all[]", "todos", id, data});
+            written.push_back(data);
+            REQUIRE(s.writer->apply(change).is_ok());
+        }
+        checkpoints.push_back(s.commit(static_cast<std::uint64_t>(write + 1)));
+    }
+    auto whole = s.reader->read_ops("all[]", 0, INT64_MAX, 100000);
+    REQUIRE(whole.is_ok());
+    REQUIRE(whole->size() == written.size());
+    for (std::size_t i = 0; i < written.size(); ++i) {
+        CHECK(whole->at(i).data == std::optional<std::string>(written[i]));
+        CHECK(whole->at(i).object_id == odd + std::to_string(i));
+        CHECK(whole->at(i).checksum == sluice::protocol::wire::put_checksum("todos", whole->at(i).object_id, written[i]));
+    }
+    // Every page of 7 after every op, up to the latest checkpoint and up to the first.
+    for (const auto up_to : {checkpoints.back(), checkpoints.front()}) {
+        for (std::size_t start = 0; start < whole->size(); ++start) {
+            const auto after = start == 0 ? 0 : whole->at(start - 1).op_id;
+            auto page = s.reader->read_ops("all[]", after, up_to, 7);
+            REQUIRE(page.is_ok());
+            std::vector<std::int64_t> expected;
+            for (std::size_t i = start; i < whole->size() && expected.size() < 7 && whole->at(i).op_id <= up_to; ++i) {
+                expected.push_back(whole->at(i).op_id);
+            }
+            std::vector<std::int64_t> got;
+            for (const auto& op : page.value()) {
+                got.push_back(op.op_id);
+            }
+            INFO("after " << after << " up to " << up_to);
+            CHECK(got == expected);
+        }
+    }
+    // The chunk rows agree with their ops, stay under the size Postgres would compress, and none
+    // spans two storage writes (so none spans a checkpoint).
+    pqxx::connection c(uri);
+    pqxx::nontransaction tx(c);
+    const auto chunks = tx.exec(
+        "SELECT c.first_op_id, c.last_op_id, c.op_count, c.checksum, octet_length(c.ops), "
+        "       (SELECT min((e->>0)::bigint) FROM json_array_elements(c.ops::json) e), "
+        "       (SELECT max((e->>0)::bigint) FROM json_array_elements(c.ops::json) e), "
+        "       (SELECT count(*) FROM json_array_elements(c.ops::json) e), "
+        "       (SELECT sum((e->>6)::bigint) FROM json_array_elements(c.ops::json) e) "
+        "FROM sluice.op_chunks c WHERE bucket = 'all[]'");
+    CHECK(chunks.size() > 60);
+    for (const auto& r : chunks) {
+        CHECK(r[0].as<std::int64_t>() == r[5].as<std::int64_t>());
+        CHECK(r[1].as<std::int64_t>() == r[6].as<std::int64_t>());
+        CHECK(r[2].as<std::int64_t>() == r[7].as<std::int64_t>());
+        CHECK(r[3].as<std::int64_t>() == r[8].as<std::int64_t>());
+        CHECK(r[4].as<std::size_t>() <= sluice::storage::kOpChunkBytes);
+        const auto write_of = [&](std::int64_t op_id) {
+            return std::lower_bound(checkpoints.begin(), checkpoints.end(), op_id) - checkpoints.begin();
+        };
+        CHECK(write_of(r[0].as<std::int64_t>()) == write_of(r[1].as<std::int64_t>()));
+    }
+    CHECK(tx.exec1("SELECT count(*) FROM sluice.ops WHERE bucket = 'all[]'")[0].as<std::size_t>() == written.size());
+}
+
 TEST_CASE("a rolled-back batch leaves nothing, and a reopened writer continues the op ids") {
     const auto uri = migrated_database("bucket_rollback");
     {
