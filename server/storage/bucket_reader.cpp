@@ -110,7 +110,9 @@ protocol::Result<std::vector<StoredOp>> BucketReader::read_ops(const std::string
         std::vector<StoredOp> ops;
         pqxx::nontransaction tx(m_impl->connection);
         // Chunks in op_id order until the page is full: a first guess of the chunks a page needs
-        // (a chunk holds about 10-20 ops of ~100 bytes), then twice as many per round trip.
+        // (a chunk holds about 10-20 ops of ~100 bytes), then twice as many per round trip. Each
+        // statement reads its own snapshot; a compaction between two of them is no different from
+        // one between two pages, which clients handle (compaction keeps every prefix's result).
         std::int64_t from = after;
         std::size_t chunks = std::max<std::size_t>(8, limit / 16);
         while (ops.size() < limit) {

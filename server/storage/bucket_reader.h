@@ -1,7 +1,8 @@
 // BucketReader: what client sessions read from bucket storage: the latest checkpoint, bucket
 // checksums at a checkpoint (from running totals, never a scan of the bucket), pages of ops, the
 // parameter lookup index, and write checkpoints. One per serving thread; each call is one short
-// read-only query (no BEGIN/COMMIT around it: a single statement reads one snapshot).
+// read-only query (no BEGIN/COMMIT around it: a single statement reads one snapshot), except that a
+// page of ops may take a few, one per group of op chunks (op_chunks.h).
 #pragma once
 
 #include <cstdint>
