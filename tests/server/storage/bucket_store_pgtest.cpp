@@ -17,6 +17,7 @@
 #include "server/storage/bucket_writer.h"
 #include "server/storage/compactor.h"
 #include "server/storage/migrator.h"
+#include "server/storage/rules_versions.h"
 #include "server/storage/write_checkpoints.h"
 #include "tests/support/pg.h"
 
@@ -43,8 +44,10 @@ struct Store {
     std::unique_ptr<BucketWriter> writer;
     std::unique_ptr<BucketReader> reader;
 
-    explicit Store(const std::string& uri, std::size_t flush_ops = 20000) {
-        auto w = BucketWriter::open(uri, {"test_slot", flush_ops});
+    explicit Store(const std::string& uri, std::size_t flush_ops = 20000)
+        : Store(uri, sluice::storage::WriterOptions{"test_slot", flush_ops}) {}
+    Store(const std::string& uri, sluice::storage::WriterOptions options) {
+        auto w = BucketWriter::open(uri, std::move(options));
         REQUIRE(w.is_ok());
         writer = std::move(w).value();
         auto r = BucketReader::open(uri);
@@ -412,6 +415,78 @@ TEST_CASE("ops committed by a storage write whose main commit failed are never s
     CHECK(again.ops("by_user[\"u2\"]").empty());
     pqxx::connection c(uri);
     CHECK(pqxx::nontransaction(c).exec1("SELECT count(*) FROM sluice.ops_in_flight")[0].as<int>() == 0);
+}
+
+TEST_CASE("rules-version clean-up removes the ops its failed storage write left even in buckets with no total") {
+    // A version-2 write commits its ops, then its main commit fails (a trigger, as above): the ops
+    // and their in-flight record stay, some in a bucket with no sluice.buckets row, which the
+    // bucket-by-bucket removal does not find. Removing version 2's storage removes them all, and
+    // none of version 1's ops (also those with op_ids inside the failed write's range).
+    const auto uri = migrated_database("bucket_clean_in_flight");
+    sluice::test::exec_sql(uri, "CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS "
+                                "$$ BEGIN RAISE EXCEPTION 'the main commit fails'; END $$");
+    pqxx::connection c(uri);
+    auto count = [&](const std::string& sql) { return pqxx::nontransaction(c).exec1(sql)[0].as<int>(); };
+    const sluice::storage::StoredRulesVersion v1{1, "v1", sluice::storage::VersionState::kActive, "v1_slot", "v1_pub"};
+    sluice::storage::StoredRulesVersion v2{2, "v2", sluice::storage::VersionState::kBuilding, "v2_slot", "v2_pub"};
+    REQUIRE(sluice::storage::add_rules_version(c, v1).is_ok());
+    REQUIRE(sluice::storage::add_rules_version(c, v2).is_ok());
+
+    Store active(uri, {.slot_name = "v1_slot", .rules_version = 1});
+    active.put("a", {"1#global[]"});
+    active.commit(5);
+    {
+        Store building(uri, {.slot_name = "v2_slot", .rules_version = 2});
+        building.put("a", {"2#global[]"});
+        building.commit(5);
+        sluice::test::exec_sql(uri, "CREATE TRIGGER fail BEFORE DELETE ON sluice.ops_in_flight "
+                                    "FOR EACH ROW EXECUTE FUNCTION fail()");
+        building.put("b", {"2#global[]", "2#by_user[\"u2\"]"});  // 2#by_user["u2"] has no total yet
+        auto failed = building.writer->commit(Lsn(6));
+        REQUIRE_FALSE(failed.is_ok());
+        CHECK_THAT(failed.status().message(), Catch::Contains("the main commit fails"));
+    }
+    sluice::test::exec_sql(uri, "DROP TRIGGER fail ON sluice.ops_in_flight");
+    // Left behind: version 2's in-flight record and its ops (op_ids 3 and 4), one bucket without a row.
+    REQUIRE(count("SELECT count(*) FROM sluice.ops_in_flight WHERE rules_version = 2 "
+                  "AND first_op_id = 3 AND last_op_id = 4") == 1);
+    REQUIRE(count("SELECT count(*) FROM sluice.op_chunks WHERE bucket = '2#by_user[\"u2\"]'") == 1);
+    REQUIRE(count("SELECT count(*) FROM sluice.buckets WHERE bucket = '2#by_user[\"u2\"]'") == 0);
+    REQUIRE(count("SELECT count(*) FROM sluice.ops WHERE left(bucket, 2) = '2#'") == 3);
+
+    // Version 1 carries on: its op ids 2..4 overlap the failed write's range.
+    active.put("b", {"1#global[]", "1#by_user[\"u2\"]"});
+    active.put("c", {"1#global[]"});
+    CHECK(active.commit(7) == 4);
+    const auto v1_global = ops_text(active.ops("1#global[]"));
+    const auto v1_user = ops_text(active.ops("1#by_user[\"u2\"]"));
+    CHECK(v1_global == "1 PUT todos/a {\"id\":\"a\"}\n2 PUT todos/b {\"id\":\"b\"}\n4 PUT todos/c {\"id\":\"c\"}\n");
+    CHECK(v1_user == "3 PUT todos/b {\"id\":\"b\"}\n");
+
+    REQUIRE(sluice::storage::retire_rules_version(c, 2).is_ok());
+    v2.state = sluice::storage::VersionState::kRetired;
+    {
+        auto removed = sluice::storage::remove_rules_version_storage(c, v2);
+        INFO(removed.status().to_string());
+        REQUIRE(removed.is_ok());
+    }
+    CHECK(count("SELECT count(*) FROM sluice.op_chunks WHERE left(bucket, 2) = '2#'") == 0);
+    CHECK(count("SELECT count(*) FROM sluice.ops_in_flight WHERE rules_version = 2") == 0);
+    CHECK(count("SELECT count(*) FROM sluice.buckets WHERE left(bucket, 2) = '2#'") == 0);
+    CHECK(count("SELECT count(*) FROM sluice.rules_versions WHERE id = 2 AND cleaned_at IS NOT NULL") == 1);
+    // Version 1 untouched: its ops, its totals.
+    CHECK(ops_text(active.ops("1#global[]")) == v1_global);
+    CHECK(ops_text(active.ops("1#by_user[\"u2\"]")) == v1_user);
+    CHECK(count("SELECT count(*) FROM sluice.ops WHERE left(bucket, 2) = '1#'") == 4);
+    const std::vector<std::string> buckets{"1#global[]", "1#by_user[\"u2\"]"};
+    auto sums = active.reader->checksums(buckets, 4);
+    REQUIRE(sums.is_ok());
+    REQUIRE(sums->size() == 2);
+    for (const auto& b : buckets) {
+        INFO(b);
+        CHECK(sums->at(b).checksum == active.client_sum(b, 4));
+    }
+    CHECK(count("SELECT count(*) FROM sluice.rules_versions WHERE id = 1 AND cleaned_at IS NULL") == 1);
 }
 
 namespace {
