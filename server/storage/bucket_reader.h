@@ -33,7 +33,6 @@ struct BucketChecksum {
     std::int64_t count = 0;      // number of those ops
 };
 
-
 class BucketReader {
 public:
     [[nodiscard]] static protocol::Result<std::unique_ptr<BucketReader>> open(const std::string& conninfo);

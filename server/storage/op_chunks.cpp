@@ -64,8 +64,7 @@ bool read_op(simdjson::dom::element element, StoredOp& op) {
     return true;
 }
 
-}  // namespace
-
+// Appends one op as a chunk element (no separator).
 void append_op_json(std::string& out, std::int64_t op_id, int op, std::string_view object_type,
                     std::string_view object_id, std::string_view subkey, const std::optional<std::string>& data,
                     std::uint32_t checksum) {
@@ -91,6 +90,8 @@ void append_op_json(std::string& out, std::int64_t op_id, int op, std::string_vi
     protocol::wire::append_u64(out, checksum);
     out += ']';
 }
+
+}  // namespace
 
 void OpChunkBuilder::add(CopyRows& rows, std::string_view bucket, std::int64_t op_id, int op,
                          std::string_view object_type, std::string_view object_id, std::string_view subkey,

@@ -42,11 +42,6 @@ struct StoredOp {
 // the row, under the ~2 KB at which Postgres compresses a row (which cost more than the index did).
 inline constexpr std::size_t kOpChunkBytes = 1800;
 
-// Appends one op as a chunk element (no separator).
-void append_op_json(std::string& out, std::int64_t op_id, int op, std::string_view object_type,
-                    std::string_view object_id, std::string_view subkey, const std::optional<std::string>& data,
-                    std::uint32_t checksum);
-
 // One bucket's open chunk while a storage write collects its ops. Chunks go out as sluice.op_chunks
 // rows (bucket, first_op_id, last_op_id, op_count, checksum, ops).
 class OpChunkBuilder {
