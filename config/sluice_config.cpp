@@ -243,7 +243,7 @@ const std::vector<Field>& schema() {
                                  "source user must be a member of it. Empty: apply as the source user",
                                  [](Config& c, std::size_t) -> auto& { return c.uploads.apply_as_role; }));
         f.push_back(int_field("uploads.connections", "8", 1, 1000,
-                              "source connections (and worker threads) that apply upload batches concurrently",
+                              "source connections (and worker threads) that apply upload batches and issue write checkpoints concurrently",
                               [](Config& c, std::size_t) -> auto& { return c.uploads.connections; }));
         f.push_back(int_field("uploads.max_attempts", "5", 1, 100,
                               "attempts per batch when the source database fails transiently (deadlock, "

@@ -200,10 +200,26 @@ private:
                 for (const auto& relation : truncate->relations) {
                     SLUICE_TRY(m_writer.truncate(router::table_name(*relation)));
                 }
+            } else if (const auto* message = std::get_if<pg::LogicalMessage>(&change)) {
+                record_write_checkpoint(*message);
             }
-            // Logical messages (heartbeats) need no storage: the commit records the LSN.
+            // Other logical messages (heartbeats) need no storage: the commit records the LSN.
         }
         return Status::ok();
+    }
+
+    // A write checkpoint issued in this transaction (storage/write_checkpoints.h) is recorded with
+    // the batch's commit; a malformed one is someone else's message under our prefix.
+    void record_write_checkpoint(const pg::LogicalMessage& message) {
+        if (!message.transactional || message.prefix != storage::kWriteCheckpointPrefix) {
+            return;
+        }
+        if (auto checkpoint = storage::parse_write_checkpoint_message(message.content)) {
+            m_writer.add_write_checkpoint(std::move(*checkpoint));
+        } else {
+            kLog.warn("ignored a '{}' logical message at {} that is not a write checkpoint: {:.200}",
+                      storage::kWriteCheckpointPrefix, message.lsn.to_string(), message.content);
+        }
     }
 
     // The relation with storage's key columns (see replication::key_by_primary_key), cached per

@@ -114,6 +114,8 @@ struct BucketWriter::Impl {
     std::size_t ops_in_batch = 0;
     bool lookups_changed = false;  // the batch changed the lookup index (bucket sets may differ now)
     bool any_checkpoint = false;  // a checkpoint row exists (the first one is written even without ops)
+    std::vector<WriteCheckpoint> write_checkpoints;  // issued in the batch's source transactions
+    bool pending_write_checkpoints = false;          // sluice.write_checkpoints may hold undelivered ones
     // Checkpoints of about the last kLookupHistory, oldest first, and how far closed lookup entries
     // have been dropped (see drop_old_lookup_history).
     std::deque<std::pair<std::chrono::steady_clock::time_point, std::int64_t>> recent_checkpoints;
@@ -187,11 +189,13 @@ struct BucketWriter::Impl {
             "       COALESCE((SELECT max(op_id) FROM sluice.checkpoints WHERE rules_version = $2), 0), "
             "       COALESCE((SELECT durable_lsn::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
             "       COALESCE((SELECT visible_from::text FROM sluice.replication_state WHERE slot_name = $1), '0/0'), "
-            "       EXISTS (SELECT FROM sluice.checkpoints WHERE rules_version = $2)",
+            "       EXISTS (SELECT FROM sluice.checkpoints WHERE rules_version = $2), "
+            "       EXISTS (SELECT FROM sluice.write_checkpoints WHERE op_id IS NULL)",
             options.slot_name, options.rules_version);
         next_op_id = row[0].as<std::int64_t>() + 1;
         last_checkpoint_op_id = row[1].as<std::int64_t>();
         any_checkpoint = row[4].as<bool>();
+        pending_write_checkpoints = row[5].as<bool>();
         durable_lsn = protocol::Lsn::parse(row[2].as<std::string>()).value_or(protocol::Lsn{});
         visible_from = protocol::Lsn::parse(row[3].as<std::string>()).value_or(protocol::Lsn{});
     }
@@ -414,6 +418,69 @@ struct BucketWriter::Impl {
     // Closed lookup entries serve sessions that resolve at a checkpoint before the entry's end. A
     // session resolves at the newest checkpoint it was told of, moments ago; entries that ended by
     // a checkpoint older than kLookupHistory are past any use and are dropped.
+    // Records the write checkpoints of the batch's source transactions (add_write_checkpoint), as
+    // delivered at checkpoint `op_id`, or pending (op_id NULL) when the batch is not visible. Only the
+    // active rules version's writer records them (a version being built counts its own op ids, which
+    // sessions do not follow); the first version records them while it builds. Per client, the newest
+    // delivered one is all a session needs: older delivered ones go. True when one was delivered.
+    bool record_write_checkpoints(pqxx::work& w, protocol::Lsn lsn, std::optional<std::int64_t> op_id) {
+        if (write_checkpoints.empty()) {
+            return false;
+        }
+        std::vector<std::string> users, clients, numbers;
+        for (auto& c : write_checkpoints) {
+            users.push_back(std::move(c.user_id));
+            clients.push_back(std::move(c.client_id));
+            numbers.push_back(std::to_string(c.number));
+        }
+        write_checkpoints.clear();
+        const auto stored = w.exec_params1(
+            "WITH wanted AS (SELECT DISTINCT u, c, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS r(u, c, n) "
+            "                WHERE NOT EXISTS (SELECT FROM sluice.rules_versions WHERE state = 'active' AND id <> $6)), "
+            "stored AS (INSERT INTO sluice.write_checkpoints (user_id, client_id, checkpoint, lsn, op_id) "
+            "           SELECT u, c, n, $4::pg_lsn, NULLIF($5::bigint, 0) FROM wanted "
+            "           ON CONFLICT (user_id, client_id, checkpoint) DO NOTHING RETURNING user_id, client_id, checkpoint), "
+            "superseded AS (DELETE FROM sluice.write_checkpoints w USING stored s "
+            "               WHERE $5::bigint <> 0 AND w.user_id = s.user_id AND w.client_id = s.client_id "
+            "               AND w.checkpoint < s.checkpoint AND w.op_id IS NOT NULL) "
+            "SELECT count(*) FROM stored",
+            to_pg_array(users), to_pg_array(clients), to_pg_array(numbers), lsn.to_string(),
+            op_id.value_or(0),  // 0: NULL (op ids start at 1)
+            options.rules_version);
+        if (!op_id) {
+            pending_write_checkpoints = true;
+            return false;
+        }
+        return stored[0].as<std::int64_t>() > 0;
+    }
+
+    // Delivers pending write checkpoints (recorded while storage was not visible, or by an older
+    // Sluice, which recorded the source's WAL position after each upload) that `lsn` passes. A
+    // client's checkpoint waits while a lower number of that client is not passed yet: a session
+    // reports a client's highest delivered number, which says that every lower number is visible.
+    bool deliver_pending_write_checkpoints(pqxx::work& w, protocol::Lsn lsn, std::int64_t op_id) {
+        if (!pending_write_checkpoints) {
+            return false;
+        }
+        const auto passed = w.exec_params0(
+            "UPDATE sluice.write_checkpoints w SET op_id = $1 WHERE w.op_id IS NULL AND w.lsn <= $2::pg_lsn "
+            "AND NOT EXISTS (SELECT FROM sluice.rules_versions WHERE state = 'active' AND id <> $3) "
+            "AND NOT EXISTS (SELECT FROM sluice.write_checkpoints o WHERE o.user_id = w.user_id "
+            "  AND o.client_id = w.client_id AND o.checkpoint < w.checkpoint AND o.op_id IS NULL "
+            "  AND o.lsn > $2::pg_lsn)",
+            op_id, lsn.to_string(), options.rules_version);
+        if (passed.affected_rows() > 0) {
+            w.exec_params0(
+                "DELETE FROM sluice.write_checkpoints w USING sluice.write_checkpoints n "
+                "WHERE n.op_id = $1 AND w.user_id = n.user_id AND w.client_id = n.client_id "
+                "AND w.op_id < $1 AND w.checkpoint < n.checkpoint",
+                op_id);
+        }
+        pending_write_checkpoints =
+            w.exec1("SELECT EXISTS (SELECT FROM sluice.write_checkpoints WHERE op_id IS NULL)")[0].as<bool>();
+        return passed.affected_rows() > 0;
+    }
+
     void drop_old_lookup_history(pqxx::work& w) {
         const auto now = std::chrono::steady_clock::now();
         std::int64_t horizon = lookups_dropped_to;
@@ -442,6 +509,7 @@ struct BucketWriter::Impl {
         forget_ops_in_flight();
         tx.reset();  // aborts
         rows.clear();
+        write_checkpoints.clear();  // the stream sends their transactions again
         ops.clear();
         ops_in_window = 0;
         deltas.clear();
@@ -548,6 +616,10 @@ protocol::Status BucketWriter::truncate(const std::string& table) {
     });
 }
 
+void BucketWriter::add_write_checkpoint(WriteCheckpoint checkpoint) {
+    m_impl->write_checkpoints.push_back(std::move(checkpoint));
+}
+
 protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Visibility visibility) {
     using R = protocol::Result<CommittedCheckpoint>;
     return guarded(*m_impl, "committing a checkpoint", [&]() -> R {
@@ -562,33 +634,17 @@ protocol::Result<CommittedCheckpoint> BucketWriter::commit(protocol::Lsn lsn, Vi
         impl.commit_ops(w);
         impl.rows.clear();  // flushed: current_rows holds the overlay's state
         if (visibility == Visibility::kVisible && lsn >= impl.visible_from) {
-            // Write checkpoints whose LSN this batch passes are delivered with this checkpoint. When
-            // the batch wrote no op, a checkpoint of their own (a fresh op_id) wakes the sessions.
+            // The batch's write checkpoints are delivered with this checkpoint. When the batch wrote
+            // no op, a checkpoint of their own (a fresh op_id) wakes the sessions.
             const bool new_anyway = impl.next_op_id - 1 > impl.last_checkpoint_op_id || !impl.any_checkpoint;
             const std::int64_t target = new_anyway ? impl.next_op_id - 1 : impl.next_op_id;
-            // Only the active rules version's writer delivers them (a version being built counts its
-            // own op ids, which sessions do not follow). A session reports a client's highest
-            // delivered number, which says that every lower number is visible too: a checkpoint
-            // waits while a lower number of its client is not passed yet (two concurrent uploads of
-            // one client can be numbered against their commit order).
-            const auto passed = w.exec_params0(
-                "UPDATE sluice.write_checkpoints w SET op_id = $1 WHERE w.op_id IS NULL AND w.lsn <= $2::pg_lsn "
-                "AND NOT EXISTS (SELECT FROM sluice.rules_versions WHERE state = 'active' AND id <> $3) "
-                "AND NOT EXISTS (SELECT FROM sluice.write_checkpoints o WHERE o.user_id = w.user_id "
-                "  AND o.client_id = w.client_id AND o.checkpoint < w.checkpoint AND o.op_id IS NULL "
-                "  AND o.lsn > $2::pg_lsn)",
-                target, lsn.to_string(), impl.options.rules_version);
-            if (passed.affected_rows() > 0) {
-                if (!new_anyway) {
-                    ++impl.next_op_id;
-                }
-                // Per client, the newest delivered write checkpoint is all a session needs.
-                w.exec_params0(
-                    "DELETE FROM sluice.write_checkpoints w USING sluice.write_checkpoints n "
-                    "WHERE n.op_id = $1 AND w.user_id = n.user_id AND w.client_id = n.client_id "
-                    "AND w.op_id < $1 AND w.checkpoint < n.checkpoint",
-                    target);
+            bool delivered = impl.deliver_pending_write_checkpoints(w, lsn, target);
+            delivered = impl.record_write_checkpoints(w, lsn, target) || delivered;
+            if (delivered && !new_anyway) {
+                ++impl.next_op_id;
             }
+        } else {
+            impl.record_write_checkpoints(w, lsn, std::nullopt);  // delivered by a visible commit
         }
         CommittedCheckpoint checkpoint{impl.next_op_id - 1, lsn, impl.ops_in_batch};
         if (visibility == Visibility::kHidden) {

@@ -19,6 +19,7 @@
 #include "protocol/lsn.h"
 #include "protocol/status.h"
 #include "server/core/bucket_change.h"
+#include "server/storage/write_checkpoints.h"
 
 namespace sluice::storage {
 
@@ -71,6 +72,9 @@ public:
     [[nodiscard]] protocol::Status apply(const core::EvaluatedChange& change);
     // Removes every stored row of `table` (REMOVE ops for all their placements).
     [[nodiscard]] protocol::Status truncate(const std::string& table);
+    // A write checkpoint that a source transaction of the batch issued (see write_checkpoints.h);
+    // the batch's commit() records it, delivered with the checkpoint it commits.
+    void add_write_checkpoint(WriteCheckpoint checkpoint);
     // Flushes, records a checkpoint at `lsn` (if ops were written) and the durable LSN, commits and
     // notifies listeners (NOTIFY sluice_checkpoint). On failure nothing of the batch is kept.
     [[nodiscard]] protocol::Result<CommittedCheckpoint> commit(protocol::Lsn lsn,

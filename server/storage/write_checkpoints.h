@@ -1,45 +1,40 @@
-// WriteCheckpointStore: records write checkpoints in the storage database (sluice.write_checkpoints,
-// see migrations/0002_write_checkpoints.sql): (user, client, number, source LSN), delivered to that
-// client's sync stream once the replicating BucketWriter has passed the LSN. Used by the upload
-// layer after a batch commits and for GET /write-checkpoint2.json.
+// Write checkpoints travel through replication. Whoever issues one (the upload layer, for a batch
+// it committed or for GET /write-checkpoint2.json and POST /sync/checkpoint-request) writes a
+// transactional logical message on the SOURCE with the checkpoint's (user, client, number), in the
+// transaction that the checkpoint must follow or in one of its own. The replicating BucketWriter
+// finds the message in that transaction and records the checkpoint in sluice.write_checkpoints with
+// the op_id of the checkpoint it commits the transaction in (migrations/0003_write_checkpoints.sql);
+// a session reports a client's highest number recorded at or below the checkpoint it sends. So a
+// write checkpoint is delivered exactly when replication has passed the commit that issued it, with
+// no storage write on the upload path and no wait for a WAL position.
 //
-// Thread-safe, with group commit: a call that finds no statement running writes its checkpoint at
-// once; calls that arrive while one runs wait and are written together by the next statement (one
-// connection, one round trip, one commit for all of them). Numbers are given in LSN order within
-// a statement; across statements a client's numbers can run against LSN order, and the writer then
-// delivers a number only once every lower undelivered number of that client is passed too.
+// This header owns the message's format: both sides use it.
 #pragma once
 
 #include <cstdint>
-#include <memory>
+#include <optional>
 #include <string>
-
-#include "protocol/lsn.h"
-#include "protocol/status.h"
+#include <string_view>
 
 namespace sluice::storage {
 
-class WriteCheckpointStore {
-public:
-    [[nodiscard]] static protocol::Result<std::unique_ptr<WriteCheckpointStore>> open(const std::string& conninfo);
-    ~WriteCheckpointStore();
-    WriteCheckpointStore(const WriteCheckpointStore&) = delete;
-    WriteCheckpointStore& operator=(const WriteCheckpointStore&) = delete;
+inline constexpr std::string_view kWriteCheckpointPrefix = "sluice_write_checkpoint";
 
-    // Records a write checkpoint with a new server-assigned number (one sequence: numbers only grow)
-    // at `lsn`, and returns the number.
-    [[nodiscard]] protocol::Result<std::int64_t> create(const std::string& user_id, const std::string& client_id,
-                                                        protocol::Lsn lsn);
-    // Records a write checkpoint with the client's own number (POST /sync/checkpoint-request). A
-    // number already recorded for this user and client is kept as it was.
-    [[nodiscard]] protocol::Status record(const std::string& user_id, const std::string& client_id, std::int64_t number,
-                                          protocol::Lsn lsn);
-
-    struct Impl;
-
-private:
-    explicit WriteCheckpointStore(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> m_impl;
+struct WriteCheckpoint {
+    std::string user_id;
+    std::string client_id;
+    std::int64_t number = 0;
+    bool operator==(const WriteCheckpoint&) const = default;
 };
+
+// SQL that emits the message in the current transaction: the three arguments are SQL expressions
+// (parameters such as "$1", or a column) for the user id (text), client id (text) and number
+// (bigint). Its value is the message's LSN.
+[[nodiscard]] std::string emit_write_checkpoint_sql(std::string_view user, std::string_view client,
+                                                    std::string_view number);
+
+// The checkpoint a message with kWriteCheckpointPrefix carries; nullopt when the content is not one
+// (a message some other program wrote under the same prefix).
+[[nodiscard]] std::optional<WriteCheckpoint> parse_write_checkpoint_message(std::string_view content);
 
 }  // namespace sluice::storage

@@ -1,7 +1,7 @@
 // One attempt at one upload batch in one source transaction (see detail/batch_transaction.h and
 // uploader.h), in round trips of pipelined statements: BEGIN with the record check and the first
-// op's locked read; each op's write, then the next op's read; the record with COMMIT and the WAL
-// position. Identifiers in SQL come only from the catalog (TableCatalog), quoted; every client
+// op's locked read; each op's write, then the next op's read; the record with the write checkpoint,
+// and COMMIT. Identifiers in SQL come only from the catalog (TableCatalog), quoted; every client
 // value is a parameter, cast to its column's type.
 #include "server/upload/detail/batch_transaction.h"
 
@@ -11,6 +11,7 @@
 #include <pqxx/pqxx>
 
 #include "protocol/pgoutput/text_value.h"
+#include "server/storage/write_checkpoints.h"
 #include "server/upload/db_errors.h"
 
 namespace sluice::upload::detail {
@@ -33,13 +34,58 @@ constexpr const char* kSetRole =
     "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
 constexpr const char* kRecord =
     "SELECT user_id, result::text FROM sluice.uploads WHERE client_id = $1 AND batch_id = $2";
-constexpr const char* kInsertRecord =
-    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, $4::jsonb)";
-constexpr const char* kInsertRecordIfNew =
-    "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) VALUES ($1, $2, $3, $4::jsonb) "
-    "ON CONFLICT (client_id, batch_id) DO NOTHING RETURNING 1";
-// Read after COMMIT in the same round trip: the WAL position is past the commit record.
-constexpr const char* kWalPosition = "SELECT pg_current_wal_insert_lsn()::text";
+// The batch's write checkpoint is issued in its transaction, in the statement that inserts the
+// record (see storage/write_checkpoints.h): the client's number is taken under the lock of its row
+// in sluice.write_checkpoint_clients, so two transactions of one client are numbered in the order
+// they commit, and a transactional logical message carries it through replication, which delivers
+// it once it has passed the commit. A new number is the larger of the client's last one plus one
+// and the WAL insert position; a number never passes the position its message is written at, so a
+// number taken later from the WAL position alone (issue_write_checkpoint without the counter table)
+// is larger still.
+constexpr const char* kWalNumber = "(pg_current_wal_insert_lsn() - '0/0')::bigint";
+constexpr const char* kNextNumber = "GREATEST(w.number + 1, excluded.number)";
+
+// CTE `numbered`: the client's counter row set to `number`, or to `on_conflict` (over w, its row,
+// and excluded) when it has one; answers the number stored.
+std::string numbered_cte(std::string_view user, std::string_view client, std::string_view number,
+                         std::string_view on_conflict) {
+    return fmt::format(
+        "numbered AS (INSERT INTO sluice.write_checkpoint_clients AS w (user_id, client_id, number) "
+        "             VALUES ({}, {}, {}) ON CONFLICT (user_id, client_id) DO UPDATE SET number = {} "
+        "             RETURNING number)",
+        user, client, number, on_conflict);
+}
+
+// The record and the write checkpoint: $1 client, $2 batch, $3 user, $4 result. Answers the number
+// of records inserted (0 when `if_new` and the batch has one) and the write checkpoint.
+std::string record_sql(bool if_new) {
+    return fmt::format(
+        "WITH record AS (INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) "
+        "                VALUES ($1, $2, $3, $4::jsonb){} RETURNING 1), {} "
+        "SELECT (SELECT count(*) FROM record), number, {} FROM numbered",
+        if_new ? " ON CONFLICT (client_id, batch_id) DO NOTHING" : "",
+        numbered_cte("$3", "$1", kWalNumber, kNextNumber), storage::emit_write_checkpoint_sql("$3", "$1", "number"));
+}
+
+// A write checkpoint of its own: $1 user, $2 client, $3 the client's own number when `chosen`.
+// `counted`: under the client's counter row (the source has the table: uploads are on); otherwise
+// numbered by the WAL position alone.
+const std::string& own_checkpoint_sql(bool counted, bool chosen) {
+    static const std::string kSql[2][2] = {
+        {fmt::format("SELECT number, {} FROM (SELECT {} AS number) AS n",
+                     storage::emit_write_checkpoint_sql("$1", "$2", "number"), kWalNumber),
+         fmt::format("SELECT $3::bigint, {}", storage::emit_write_checkpoint_sql("$1", "$2", "$3"))},
+        {fmt::format("WITH {} SELECT number, {} FROM numbered", numbered_cte("$1", "$2", kWalNumber, kNextNumber),
+                     storage::emit_write_checkpoint_sql("$1", "$2", "number")),
+         // The client's number is its own: the counter only keeps the next server number above it.
+         fmt::format("WITH {} SELECT $3::bigint, {} FROM numbered",
+                     numbered_cte("$1", "$2", "$3::bigint", "GREATEST(w.number, excluded.number)"),
+                     storage::emit_write_checkpoint_sql("$1", "$2", "$3"))}};
+    return kSql[counted ? 1 : 0][chosen ? 1 : 0];
+}
+
+const std::string kInsertRecord = record_sql(false);
+const std::string kInsertRecordIfNew = record_sql(true);
 constexpr const char* kSavepoint = "SAVEPOINT sluice_op";
 constexpr int kInsertRaces = 3;  // an INSERT that found the row inserted meanwhile is checked again as an update
 
@@ -342,11 +388,15 @@ private:
     bool m_refreshed = false;  // the catalog was read again for this op
 };
 
-protocol::Lsn parse_lsn(const Reply& r) {
+// Column `column` of a statement's one row, as a number.
+std::int64_t number_in(const Reply& r, int column) {
     if (!r.ok()) {
         r.throw_error();
     }
-    return protocol::Lsn::parse(std::string(r.value(0, 0))).value_or(protocol::Lsn{});
+    if (r.rows() != 1) {
+        throw pqxx::internal_error("a write-checkpoint statement answered no row");
+    }
+    return std::stoll(std::string(r.value(0, column)));
 }
 
 std::string result_json(const wire::UploadResult& result) {
@@ -372,7 +422,8 @@ void require_ok(const std::vector<Reply>& replies) {
 }
 
 // The answer recorded by an earlier (committed) request of this batch.
-protocol::Result<Attempt> answer_from_record(const Reply& record, const BatchContext& ctx, protocol::Lsn lsn) {
+protocol::Result<Attempt> answer_from_record(const Reply& record, const BatchContext& ctx,
+                                             std::int64_t write_checkpoint) {
     if (!record.ok() || record.rows() == 0) {
         throw pqxx::serialization_failure("the batch's record vanished between its check and its read");
     }
@@ -386,16 +437,17 @@ protocol::Result<Attempt> answer_from_record(const Reply& record, const BatchCon
         return Status{ErrorCode::kInternal,
                       "the record of batch '" + ctx.batch.batch_id + "' cannot be read: " + decoded.status().message()};
     }
-    return Attempt{std::move(decoded).value(), true, lsn};
+    return Attempt{std::move(decoded).value(), true, write_checkpoint};
 }
 
-// Ends any transaction, then answers from the committed record.
+// Ends any transaction, then answers from the committed record, with a new write checkpoint (the
+// record's transaction committed before it is issued).
 protocol::Result<Attempt> replay(PipelinedConnection& source, const BatchContext& ctx) {
     source.add("ROLLBACK");
     const auto record_at = source.add(kRecord, {ctx.client_id, ctx.batch.batch_id});
-    const auto lsn_at = source.add(kWalPosition);
+    const auto checkpoint_at = source.add(own_checkpoint_sql(true, false), {ctx.user_id, ctx.client_id});
     const auto replies = source.run();
-    return answer_from_record(replies[record_at], ctx, parse_lsn(replies[lsn_at]));
+    return answer_from_record(replies[record_at], ctx, number_in(replies[checkpoint_at], 0));
 }
 
 // Nothing of the batch is applied (its transaction is rolled back here): record that, in a new one.
@@ -407,14 +459,13 @@ protocol::Result<Attempt> record_rejection(PipelinedConnection& source, const Ba
     const auto record_at =
         source.add(kInsertRecordIfNew, {ctx.client_id, ctx.batch.batch_id, ctx.user_id, result_json(result)});
     source.add("COMMIT");
-    const auto lsn_at = source.add(kWalPosition);
     const auto replies = source.run();
     require_ok(replies);
-    if (replies[record_at].rows() == 0) {
+    if (number_in(replies[record_at], 0) == 0) {
         return replay(source, ctx);  // another request recorded the batch first
     }
     call_hook(ctx, HookPoint::kAfterCommit, source);
-    return Attempt{std::move(result), false, parse_lsn(replies[lsn_at])};
+    return Attempt{std::move(result), false, number_in(replies[record_at], 1)};
 }
 
 }  // namespace
@@ -425,12 +476,20 @@ const char* source_schema_sql() {
            "    client_id text COLLATE \"C\" NOT NULL, batch_id text COLLATE \"C\" NOT NULL, user_id text NOT NULL, "
            "    result jsonb NOT NULL, "
            "    applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, batch_id)); "
-           "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at)";
+           "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at); "
+           "CREATE TABLE IF NOT EXISTS sluice.write_checkpoint_clients ("
+           "    user_id text COLLATE \"C\" NOT NULL, client_id text COLLATE \"C\" NOT NULL, number bigint NOT NULL, "
+           "    PRIMARY KEY (user_id, client_id))";
 }
 
-protocol::Lsn current_wal_position(PipelinedConnection& source) {
-    source.add(kWalPosition);
-    return parse_lsn(source.run().front());
+std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
+                                    const std::string& client_id, std::optional<std::int64_t> number, bool counted) {
+    Params params{user_id, client_id};
+    if (number) {
+        params.emplace_back(std::to_string(*number));
+    }
+    source.add(own_checkpoint_sql(counted, number.has_value()), params);
+    return number_in(source.run().front(), 0);
 }
 
 protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx) {
@@ -491,8 +550,8 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
     result.outcome = applied == result.ops.size() ? wire::BatchOutcome::kApplied
                      : applied == 0               ? wire::BatchOutcome::kRejected
                                                   : wire::BatchOutcome::kPartial;
-    // Last round trip: the record (a concurrent request with the same key fails here, on the key),
-    // COMMIT, and the WAL position after it.
+    // Last round trip: the record with the write checkpoint (a concurrent request with the same key
+    // fails here, on the key), and COMMIT.
     if (!ctx.role.empty()) {
         source.add("RESET ROLE");  // the record is Sluice's, not the user's
     }
@@ -500,7 +559,6 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
     const auto insert_at =
         source.add(kInsertRecord, {ctx.client_id, ctx.batch.batch_id, ctx.user_id, result_json(result)});
     const auto commit_at = source.add("COMMIT");
-    const auto lsn_at = source.add(kWalPosition);
     const auto replies = source.run();
     for (std::size_t i = 0; i < insert_at; ++i) {
         if (!replies[i].ok()) {
@@ -524,9 +582,9 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
         none.ops.assign(ops.size(), rejected(error.code, "at commit: " + error.message));
         return record_rejection(source, ctx, std::move(none));
     }
-    const auto lsn = parse_lsn(replies[lsn_at]);
+    const auto write_checkpoint = number_in(replies[insert_at], 1);
     call_hook(ctx, HookPoint::kAfterCommit, source);
-    return Attempt{std::move(result), false, lsn};
+    return Attempt{std::move(result), false, write_checkpoint};
 }
 
 }  // namespace sluice::upload::detail

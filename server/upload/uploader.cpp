@@ -1,5 +1,5 @@
 // The Uploader (see uploader.h): connection pool, bounded retries, write checkpoints, and the
-// background thread that nudges replication past them and prunes old batch records.
+// background thread that prunes old batch records.
 //
 // Where the record lives: the batch's record must commit in the same transaction as its writes, so
 // it lives in the SOURCE database, in table sluice.uploads (schema sluice, created by prepare() with
@@ -21,7 +21,6 @@
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/pg_errors.h"
-#include "server/storage/write_checkpoints.h"
 #include "server/upload/db_errors.h"
 #include "server/upload/detail/batch_transaction.h"
 
@@ -106,18 +105,14 @@ struct Uploader::Impl {
     std::mutex pool_mutex;  // guards idle; taken by worker threads
     std::vector<std::unique_ptr<Slot>> idle;
 
-    std::mutex checkpoints_mutex;  // guards the opening of checkpoints (which is thread-safe itself)
-    std::unique_ptr<storage::WriteCheckpointStore> checkpoints;
-
     std::mutex prepare_mutex;  // one prepare() at a time
     std::atomic<bool> prepared{false};
 
-    // The nudge thread: emits a logical message after write checkpoints were recorded.
-    std::mutex nudge_mutex;  // guards nudge_wanted and stopping
-    std::condition_variable nudge_wake;
-    bool nudge_wanted = false;
+    // The pruning thread: deletes old batch records.
+    std::mutex prune_mutex;  // guards stopping
+    std::condition_variable prune_wake;
     bool stopping = false;
-    std::thread nudger;
+    std::thread pruner;
 
     Impl(UploaderOptions o, std::shared_ptr<const config::rules::RuleSet> r, UploadHook h)
         : options(std::move(o)), rules(std::move(r)), hook(std::move(h)), catalog(options.source_conninfo) {}
@@ -141,34 +136,26 @@ struct Uploader::Impl {
         idle.push_back(std::move(slot));
     }
 
-    // Records a write checkpoint; concurrent calls share one storage statement (see
-    // storage/write_checkpoints.h).
-    protocol::Result<std::int64_t> record_checkpoint(const std::string& user, const std::string& client,
-                                                     protocol::Lsn lsn, std::optional<std::int64_t> number) {
-        storage::WriteCheckpointStore* store = nullptr;
-        {
-            std::lock_guard lock(checkpoints_mutex);
-            if (!checkpoints) {
-                auto opened = storage::WriteCheckpointStore::open(options.storage_conninfo);
-                if (!opened) {
-                    return opened.status();
-                }
-                checkpoints = std::move(opened).value();
+    // A write checkpoint of its own, on a pooled source connection; a lost connection is tried once
+    // more on a new one. Once prepared (uploads are on), the source's counter table orders it after
+    // the client's uploads in flight.
+    protocol::Result<std::int64_t> issue_checkpoint(const std::string& user_id, const std::string& client_id,
+                                                    std::optional<std::int64_t> number) {
+        const bool counted = prepared.load();
+        Status last;
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            try {
+                auto slot = acquire();
+                const auto issued = detail::issue_write_checkpoint(*slot->source, user_id, client_id, number, counted);
+                release(std::move(slot));
+                return issued;
+            } catch (const std::exception& e) {
+                last = Status{ErrorCode::kUploadUnavailable,
+                              fmt::format("cannot issue a write checkpoint in the source database: {}",
+                                          core::one_line(e.what()))};
             }
-            store = checkpoints.get();
         }
-        protocol::Result<std::int64_t> recorded = number ? protocol::Result<std::int64_t>(*number) : std::int64_t{0};
-        if (number) {
-            if (auto s = store->record(user, client, *number, lsn); !s) {
-                recorded = s;
-            }
-        } else {
-            recorded = store->create(user, client, lsn);
-        }
-        if (recorded) {
-            nudge();
-        }
-        return recorded;
+        return last;
     }
 
     void count_answer(const protocol::wire::UploadResult& result, bool replayed) {
@@ -199,14 +186,6 @@ struct Uploader::Impl {
         upload_metrics().retries.add();
     }
 
-    void nudge() {
-        {
-            std::lock_guard lock(nudge_mutex);
-            nudge_wanted = true;
-        }
-        nudge_wake.notify_one();
-    }
-
     void sleep_backoff(int attempt) {
         thread_local std::mt19937 random{std::random_device{}()};
         const auto base = options.retry_backoff.count() << std::min(attempt, 6);
@@ -214,32 +193,19 @@ struct Uploader::Impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(jitter(random)));
     }
 
-    // The background loop: a logical message on the source after new write checkpoints (its commit
-    // comes through replication after their LSN, so the BucketWriter delivers them even when no
-    // other source transaction follows), and the pruning of old batch records.
-    void run_nudger() {
+    // The background loop: deletes batch records older than the retention, every 10 minutes.
+    void run_pruner() {
         std::unique_ptr<pqxx::connection> source;
         auto next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-        std::unique_lock lock(nudge_mutex);
-        while (!stopping) {
-            nudge_wake.wait_for(lock, std::chrono::seconds(30), [&] { return nudge_wanted || stopping; });
-            if (stopping) {
-                break;
-            }
-            const bool wanted = nudge_wanted;
-            nudge_wanted = false;
+        std::unique_lock lock(prune_mutex);
+        while (!prune_wake.wait_until(lock, next_prune, [&] { return stopping; })) {
             lock.unlock();
-            bool failed = false;
+            next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
             try {
                 if (!source) {
                     source = open_source(options.source_conninfo);
                 }
-                if (wanted) {
-                    pqxx::nontransaction(*source).exec(
-                        "SELECT pg_logical_emit_message(true, 'sluice_write_checkpoint', '')");
-                }
-                if (std::chrono::steady_clock::now() >= next_prune && prepared.load()) {
-                    next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+                if (prepared.load()) {
                     const auto pruned = pqxx::nontransaction(*source).exec_params(
                         "DELETE FROM sluice.uploads WHERE applied_at < now() - $1::int * interval '1 hour'",
                         static_cast<int>(options.record_retention.count()));
@@ -249,19 +215,11 @@ struct Uploader::Impl {
                     }
                 }
             } catch (const std::exception& e) {
-                kLog.warn("write checkpoint nudge failed (retrying): {}", core::one_line(e.what()));
+                kLog.warn("pruning old upload records failed (trying again in 10 minutes): {}",
+                          core::one_line(e.what()));
                 source.reset();
-                failed = true;
             }
             lock.lock();
-            if (failed) {
-                nudge_wanted = nudge_wanted || wanted;
-                nudge_wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
-            } else {
-                // Coalesce: batches committing in the next moment share the next message (under load
-                // other commits pass the write checkpoints anyway; idle, this bounds the extra wait).
-                nudge_wake.wait_for(lock, std::chrono::milliseconds(10), [&] { return stopping; });
-            }
         }
     }
 };
@@ -270,7 +228,7 @@ std::shared_ptr<Uploader> Uploader::create(UploaderOptions options, std::shared_
                                            UploadHook hook) {
     auto impl = std::make_unique<Impl>(std::move(options), std::move(rules), std::move(hook));
     auto* raw = impl.get();
-    impl->nudger = std::thread([raw] { raw->run_nudger(); });
+    impl->pruner = std::thread([raw] { raw->run_pruner(); });
     return std::shared_ptr<Uploader>(new Uploader(std::move(impl)));
 }
 
@@ -278,11 +236,11 @@ Uploader::Uploader(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 
 Uploader::~Uploader() {
     {
-        std::lock_guard lock(m_impl->nudge_mutex);
+        std::lock_guard lock(m_impl->prune_mutex);
         m_impl->stopping = true;
     }
-    m_impl->nudge_wake.notify_all();
-    m_impl->nudger.join();
+    m_impl->prune_wake.notify_all();
+    m_impl->pruner.join();
 }
 
 const UploaderStats& Uploader::stats() const { return m_impl->stats; }
@@ -368,16 +326,8 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
                 return done.status();
             }
             impl.release(std::move(slot));
-            auto checkpoint = impl.record_checkpoint(user.user_id, client_id, done->lsn, std::nullopt);
-            if (!checkpoint) {
-                // The batch is committed: a retry is answered from its record.
-                impl.count_failure();
-                return Status{ErrorCode::kUploadUnavailable,
-                              "the batch is applied but its write checkpoint could not be recorded (" +
-                                  checkpoint.status().to_string() + "); send it again to get the answer"};
-            }
             impl.count_answer(done->result, done->replayed);
-            return UploadAnswer{std::move(done->result), checkpoint.value(), done->replayed};
+            return UploadAnswer{std::move(done->result), done->write_checkpoint, done->replayed};
         } catch (const std::exception& e) {
             // The slot's connection is dropped whatever happened: a transaction may be open on it.
             const auto error = classify(e);
@@ -405,39 +355,19 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
 
 protocol::Result<std::int64_t> Uploader::create_write_checkpoint(const std::string& user_id,
                                                                  const std::string& client_id) {
-    auto& impl = *m_impl;
-    Status last;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        try {
-            auto slot = impl.acquire();
-            const auto lsn = detail::current_wal_position(*slot->source);
-            impl.release(std::move(slot));
-            return impl.record_checkpoint(user_id, client_id, lsn, std::nullopt);
-        } catch (const std::exception& e) {
-            last = Status{ErrorCode::kUploadUnavailable,
-                          fmt::format("cannot read the source's WAL position: {}", core::one_line(e.what()))};
-        }
+    if (auto status = prepare(); !status) {
+        return status;
     }
-    return last;
+    return m_impl->issue_checkpoint(user_id, client_id, std::nullopt);
 }
 
 protocol::Status Uploader::request_write_checkpoint(const std::string& user_id, const std::string& client_id,
                                                     std::int64_t number) {
-    auto& impl = *m_impl;
-    Status last;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        try {
-            auto slot = impl.acquire();
-            const auto lsn = detail::current_wal_position(*slot->source);
-            impl.release(std::move(slot));
-            auto recorded = impl.record_checkpoint(user_id, client_id, lsn, number);
-            return recorded ? Status::ok() : recorded.status();
-        } catch (const std::exception& e) {
-            last = Status{ErrorCode::kUploadUnavailable,
-                          fmt::format("cannot read the source's WAL position: {}", core::one_line(e.what()))};
-        }
+    if (auto status = prepare(); !status) {
+        return status;
     }
-    return last;
+    auto issued = m_impl->issue_checkpoint(user_id, client_id, number);
+    return issued ? Status::ok() : issued.status();
 }
 
 }  // namespace sluice::upload

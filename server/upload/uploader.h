@@ -13,10 +13,11 @@
 // connection, even during COMMIT) run the batch again, bounded: a committed first attempt is found
 // by the retry's record check.
 //
-// After the commit the source's WAL insert position is recorded as a write checkpoint in storage
-// (server/storage/write_checkpoints.h), and a logical message is written to the source (coalesced,
-// on a background thread) so replication passes that position promptly even when nothing else is
-// written. Blocking: call it on worker threads, never on an I/O thread. Thread-safe.
+// The batch's write checkpoint is issued in its own transaction, with the record: a number from the
+// client's row in sluice.write_checkpoint_clients (whose lock numbers a client's batches in commit
+// order) and a transactional logical message that carries it through replication to storage
+// (server/storage/write_checkpoints.h). No storage write and no extra round trip on this path.
+// Blocking: call it on worker threads, never on an I/O thread. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -78,22 +79,25 @@ public:
     Uploader(const Uploader&) = delete;
     Uploader& operator=(const Uploader&) = delete;
 
-    // Creates schema sluice and table sluice.uploads in the source database when missing (the
-    // record must live in the source transaction), when the rules have write_rules. Idempotent;
+    // Creates schema sluice, table sluice.uploads and table sluice.write_checkpoint_clients in the
+    // source database when missing (the record and the counter must live in the source
+    // transaction), when the rules have write_rules. Idempotent;
     // upload() runs it once if needed. SL6014 when it cannot.
     [[nodiscard]] protocol::Status prepare();
 
     // Applies one batch for `user`. `batch.client_id` empty: the user id is the client id. Errors
     // (nothing applied, nothing recorded): SL6009 the source kept failing, SL6010 the batch id is
-    // another user's, SL6014, storage errors for the write checkpoint after a committed batch (the
-    // retry is answered from the record), SL5015 when the rules have no write_rules.
+    // another user's, SL6014, SL5015 when the rules have no write_rules.
     [[nodiscard]] protocol::Result<UploadAnswer> upload(const auth::VerifiedToken& user,
                                                         const protocol::wire::UploadBatch& batch);
 
-    // GET /write-checkpoint2.json: a write checkpoint at the source's current WAL position.
+    // GET /write-checkpoint2.json: a new write checkpoint, issued in a source transaction of its own
+    // (delivered once replication has passed everything committed before this call). Works without
+    // write_rules too (numbered by the WAL position; nothing is created in the source).
     [[nodiscard]] protocol::Result<std::int64_t> create_write_checkpoint(const std::string& user_id,
                                                                          const std::string& client_id);
-    // POST /sync/checkpoint-request: the same with the client's own number.
+    // POST /sync/checkpoint-request: the same with the client's own number. A repeated number is
+    // recorded once.
     [[nodiscard]] protocol::Status request_write_checkpoint(const std::string& user_id, const std::string& client_id,
                                                             std::int64_t number);
 

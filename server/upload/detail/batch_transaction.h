@@ -3,12 +3,13 @@
 // classifies (db_errors.h) and retries; the ops' own rejections are results, not exceptions.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "config/rules/request.h"
 #include "config/rules/write_rules.h"
 #include "config/sluice_config.h"
-#include "protocol/lsn.h"
 #include "protocol/status.h"
 #include "protocol/wire/upload.h"
 #include "server/upload/detail/pipeline.h"
@@ -33,18 +34,22 @@ struct BatchContext {
 struct Attempt {
     protocol::wire::UploadResult result;
     bool replayed = false;
-    protocol::Lsn lsn;  // the source's WAL insert position after the batch's commit
+    std::int64_t write_checkpoint = 0;  // issued in the batch's transaction (a replay's: after it)
 };
 
-// The source's WAL insert position now, in a round trip of its own (for a write checkpoint that is
-// not an upload's). Throws libpqxx exceptions.
-[[nodiscard]] protocol::Lsn current_wal_position(PipelinedConnection& source);
+// A write checkpoint of its own (GET /write-checkpoint2.json; POST /sync/checkpoint-request with the
+// client's `number`), issued in a transaction of its own; answers its number. `counted`: the source
+// has sluice.write_checkpoint_clients (uploads are on), which orders it after the client's
+// uploads in flight. Throws libpqxx exceptions.
+[[nodiscard]] std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
+                                                  const std::string& client_id, std::optional<std::int64_t> number,
+                                                  bool counted);
 
 // Runs the batch. SL6010 when the batch id is another user's.
 [[nodiscard]] protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx);
 
 // The SQL that creates the record table in the source (the shape migrations 0001 and 0002 give the
-// storage database's sluice.uploads).
+// storage database's sluice.uploads) and the write-checkpoint counters of its clients.
 [[nodiscard]] const char* source_schema_sql();
 
 }  // namespace sluice::upload::detail

@@ -1,6 +1,6 @@
 // Private to server/upload: a source connection in libpq pipeline mode. The statements of one step
-// of a batch (BEGIN, the record check and the first op's locked read; or the record, COMMIT and the
-// WAL position) are queued and answered together in one round trip, each as a named prepared
+// of a batch (BEGIN, the record check and the first op's locked read; or the record with the write
+// checkpoint, and COMMIT) are queued and answered together in one round trip, each as a named prepared
 // statement, so a single-op upload costs three round trips and no parsing. libpqxx 6.4 has no
 // pipeline mode, hence raw libpq.
 //

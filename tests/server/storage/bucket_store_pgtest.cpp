@@ -620,20 +620,11 @@ TEST_CASE("compaction keeps every bucket's checksums and every client's reduced 
     CHECK(b0.front().op == 4);
 }
 
-TEST_CASE("write checkpoints: delivered with the first checkpoint past their LSN, one of their own when no op was written") {
+TEST_CASE("write checkpoints: delivered with the checkpoint of their transaction, one of their own when it wrote no op") {
     const auto uri = migrated_database("store_write_checkpoints");
     Store s(uri);
     s.put("t1", {"b1"});
     const auto first = s.commit(100);
-    auto store = sluice::storage::WriteCheckpointStore::open(uri);
-    REQUIRE(store.is_ok());
-    auto& checkpoints = *store.value();
-    const auto a = checkpoints.create("u1", "c1", Lsn(150));
-    const auto b = checkpoints.create("u1", "c1", Lsn(300));
-    REQUIRE(a.is_ok());
-    REQUIRE(b.is_ok());
-    CHECK(b.value() > a.value());
-    REQUIRE(checkpoints.record("u1", "c2", 7, Lsn(150)).is_ok());
     auto delivered = [&](const std::string& client, std::int64_t at) {
         auto r = s.reader->write_checkpoint("u1", client, at);
         REQUIRE(r.is_ok());
@@ -641,102 +632,97 @@ TEST_CASE("write checkpoints: delivered with the first checkpoint past their LSN
     };
     CHECK_FALSE(delivered("c1", first).has_value());
 
-    // A batch past 150 with ops: its checkpoint delivers a (and c2's 7), not b.
+    // A batch with ops: its checkpoint delivers its write checkpoints.
     s.put("t2", {"b1"});
+    s.writer->add_write_checkpoint({"u1", "c1", 5});
+    s.writer->add_write_checkpoint({"u1", "c2", 7});
     const auto second = s.commit(200);
     CHECK(second == first + 1);
-    CHECK(delivered("c1", second) == a.value());
+    CHECK(delivered("c1", second) == 5);
     CHECK(delivered("c2", second) == 7);
     CHECK_FALSE(delivered("c1", first).has_value());
 
-    // A batch past 300 without ops (a heartbeat, a nudge): a checkpoint of its own for b.
+    // A batch without ops (a GET /write-checkpoint2.json's own transaction): a checkpoint of its own.
+    s.writer->add_write_checkpoint({"u1", "c1", 9});
     const auto third = s.commit(400);
     CHECK(third == second + 1);
-    CHECK(delivered("c1", third) == b.value());
-    CHECK_FALSE(delivered("c1", second).has_value());  // a is superseded by b: dropped
-    // Nothing pending: an empty batch makes no checkpoint.
+    CHECK(delivered("c1", third) == 9);
+    CHECK_FALSE(delivered("c1", second).has_value());  // 5 is superseded by 9: dropped
+    CHECK(delivered("c2", third) == 7);
+    // Nothing new: no checkpoint, also for a number already recorded (a repeated checkpoint request).
     CHECK(s.commit(500) == third);
+    s.writer->add_write_checkpoint({"u1", "c2", 7});
+    CHECK(s.commit(600) == third);
     pqxx::connection c(uri);
     pqxx::nontransaction tx(c);
-    CHECK(tx.exec("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c1'")[0][0].as<int>() == 1);
+    CHECK(tx.exec1("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c1'")[0].as<int>() == 1);
+    CHECK(tx.exec1("SELECT lsn::text FROM sluice.write_checkpoints WHERE client_id = 'c1'")[0].as<std::string>() ==
+          Lsn(400).to_string());
+
+    // A failed batch records none of its write checkpoints; the stream sends them again.
+    s.writer->add_write_checkpoint({"u1", "c1", 11});
+    s.writer->rollback();
+    CHECK(s.commit(700) == third);
+    CHECK(delivered("c1", third) == 9);
 }
 
-TEST_CASE("write checkpoints of one client numbered against their commit order: the higher waits for the lower") {
-    const auto uri = migrated_database("store_write_checkpoints_order");
+TEST_CASE("write checkpoints pending from a hidden batch or an older Sluice: delivered past their LSN, in order per client") {
+    const auto uri = migrated_database("store_write_checkpoints_pending");
+    {
+        // An older Sluice recorded (user, client, number, the source's WAL position after the
+        // upload) and left delivery to the writer. Two concurrent uploads of c1 were numbered
+        // against their commit order: 10 committed at 300, 11 at 150.
+        pqxx::connection c(uri);
+        pqxx::nontransaction(c).exec0(
+            "INSERT INTO sluice.write_checkpoints (user_id, client_id, checkpoint, lsn) "
+            "VALUES ('u1', 'c1', 10, '0/12C'), ('u1', 'c1', 11, '0/96')");
+    }
     Store s(uri);
-    s.put("t1", {"b1"});
-    s.commit(100);
-    auto store = sluice::storage::WriteCheckpointStore::open(uri);
-    REQUIRE(store.is_ok());
-    // Two concurrent uploads of one client: the one that committed later is recorded first.
-    const auto later = store.value()->create("u1", "c1", Lsn(300));
-    const auto earlier = store.value()->create("u1", "c1", Lsn(150));
-    REQUIRE(later.is_ok());
-    REQUIRE(earlier.is_ok());
-    REQUIRE(earlier.value() > later.value());
-    auto delivered = [&](std::int64_t at) {
-        auto r = s.reader->write_checkpoint("u1", "c1", at);
+    auto delivered = [&](const std::string& user, const std::string& client, std::int64_t at) {
+        auto r = s.reader->write_checkpoint(user, client, at);
         REQUIRE(r.is_ok());
         return r.value();
     };
-    // Past 150 but not 300: reporting `earlier` would tell a client waiting for `later` that its
-    // write is visible.
-    s.put("t2", {"b1"});
-    const auto second = s.commit(200);
-    CHECK_FALSE(delivered(second).has_value());
-    // Past both: the highest number.
-    const auto third = s.commit(400);
-    CHECK(third == second + 1);
-    CHECK(delivered(third) == earlier.value());
+    s.put("t1", {"b1"});
+    const auto first = s.commit(200);
+    // Past 150 but not 300: reporting 11 would tell a client waiting for 10 that its write is visible.
+    CHECK_FALSE(delivered("u1", "c1", first).has_value());
+
+    // A hidden batch (storage not yet in step with the source) keeps its write checkpoint pending.
+    s.writer->add_write_checkpoint({"u2", "c", 3});
+    auto hidden = s.writer->commit(Lsn(250), sluice::storage::Visibility::kHidden);
+    REQUIRE(hidden.is_ok());
+    CHECK_FALSE(delivered("u2", "c", first).has_value());
+
+    // Past both: the highest number of c1, and u2's.
+    const auto second = s.commit(400);
+    CHECK(second == first + 1);
+    CHECK(delivered("u1", "c1", second) == 11);
+    CHECK(delivered("u2", "c", second) == 3);
+    pqxx::connection c(uri);
+    CHECK(pqxx::nontransaction(c).exec1("SELECT count(*) FROM sluice.write_checkpoints WHERE op_id IS NULL")[0].as<int>() ==
+          0);
 }
 
-TEST_CASE("write checkpoints recorded concurrently: each request gets its own number, stored at its own LSN") {
-    const auto uri = migrated_database("store_write_checkpoints_group");
-    auto store = sluice::storage::WriteCheckpointStore::open(uri);
-    REQUIRE(store.is_ok());
-    auto& checkpoints = *store.value();
-    constexpr int kThreads = 12;
-    constexpr int kEach = 40;
-    // Thread t, request i: user u<t>, LSN 1000 * t + i; every fifth one brings its own number.
-    std::vector<std::vector<std::int64_t>> numbers(kThreads);
-    std::atomic<int> failures{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-        threads.emplace_back([&, t] {
-            const std::string user = "u" + std::to_string(t);
-            for (int i = 0; i < kEach; ++i) {
-                const Lsn lsn(static_cast<std::uint64_t>(1000 * t + i));
-                if (i % 5 == 4) {
-                    failures += checkpoints.record(user, "own", 100000 + i, lsn).is_ok() ? 0 : 1;
-                    continue;
-                }
-                auto n = checkpoints.create(user, "c", lsn);
-                failures += n.is_ok() ? 0 : 1;
-                numbers[t].push_back(n.is_ok() ? n.value() : -1);
-            }
-        });
+TEST_CASE("write-checkpoint messages: the format both sides use, and what is not one") {
+    using sluice::storage::parse_write_checkpoint_message;
+    using sluice::storage::WriteCheckpoint;
+    CHECK(parse_write_checkpoint_message(R"(["u1", "c\"1", 42])") == WriteCheckpoint{"u1", "c\"1", 42});
+    CHECK(parse_write_checkpoint_message(R"(["", "", 9223372036854775807])") ==
+          WriteCheckpoint{"", "", INT64_MAX});
+    for (const char* bad : {"", "[]", R"(["u", "c"])", R"(["u", "c", "5"])", R"(["u", 1, 5])", R"(["u", "c", 5, 6])",
+                            R"({"u": "c"})", R"(["u", "c", 1.5])", "not json"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_write_checkpoint_message(bad).has_value());
     }
-    for (auto& t : threads) {
-        t.join();
-    }
-    REQUIRE(failures.load() == 0);
+    // What Postgres builds from the SQL emit_write_checkpoint_sql gives, parsed back.
+    const auto uri = migrated_database("store_write_checkpoint_message");
     pqxx::connection c(uri);
-    pqxx::nontransaction tx(c);
-    std::set<std::int64_t> seen;
-    for (int t = 0; t < kThreads; ++t) {
-        // One thread's requests are sequential: its numbers grow.
-        CHECK(std::is_sorted(numbers[t].begin(), numbers[t].end()));
-        for (std::size_t k = 0; k < numbers[t].size(); ++k) {
-            CHECK(seen.insert(numbers[t][k]).second);
-            const int i = static_cast<int>(k + k / 4);  // the request index (every fifth was numbered by the client)
-            const auto row = tx.exec_params1(
-                "SELECT user_id, client_id, lsn::text FROM sluice.write_checkpoints WHERE checkpoint = $1",
-                numbers[t][k]);
-            CHECK(row[0].as<std::string>() == "u" + std::to_string(t));
-            CHECK(row[1].as<std::string>() == "c");
-            CHECK(row[2].as<std::string>() == Lsn(static_cast<std::uint64_t>(1000 * t + i)).to_string());
-        }
-    }
-    CHECK(tx.exec1("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'own'")[0].as<int>() ==
-          kThreads * kEach / 5);
+    pqxx::work tx(c);
+    const auto sql = sluice::storage::emit_write_checkpoint_sql("$1", "$2", "$3");
+    CHECK(sql.find("pg_logical_emit_message(true, 'sluice_write_checkpoint'") == 0);
+    const auto content = sql.substr(sql.find("json_build_array"));
+    const auto text = tx.exec_params1("SELECT " + content.substr(0, content.size() - 1), "u\t\"1\"", "c\\é", 77)[0]
+                          .as<std::string>();
+    CHECK(parse_write_checkpoint_message(text) == WriteCheckpoint{"u\t\"1\"", "c\\é", 77});
 }

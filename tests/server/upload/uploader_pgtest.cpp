@@ -1,7 +1,10 @@
 // The Uploader against a real Postgres: exactly once under retries and connection cuts around the
 // commit, every kind of rejection, both batch policies, row-level security, injection attempts,
-// concurrent writers, and write checkpoints recorded in storage.
+// concurrent writers, and write checkpoints issued in the source transactions (read back through a
+// test_decoding slot).
 #include <atomic>
+#include <map>
+#include <regex>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -105,6 +108,79 @@ struct Fixture {
     [[nodiscard]] int audit_count() const { return std::stoi(query("SELECT count(*) FROM audit")); }
 };
 
+// A test_decoding slot on the source: what replication will see, as text lines. Dropped at the end.
+class DecodingSlot {
+public:
+    DecodingSlot(std::string db, std::string name) : m_db(std::move(db)), m_name(std::move(name)) {
+        pqxx::connection c(m_db);
+        pqxx::nontransaction(c).exec_params("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", m_name);
+    }
+    ~DecodingSlot() {
+        try {
+            pqxx::connection c(m_db);
+            pqxx::nontransaction(c).exec_params("SELECT pg_drop_replication_slot($1)", m_name);
+        } catch (const std::exception&) {
+        }
+    }
+    DecodingSlot(const DecodingSlot&) = delete;
+    DecodingSlot& operator=(const DecodingSlot&) = delete;
+
+    // The lines since the last call, in commit order.
+    std::vector<std::string> changes() {
+        pqxx::connection c(m_db);
+        {
+            // Decoding stops at the WAL flushed so far; the test cluster commits without flushing.
+            // A commit that wrote WAL, with synchronous_commit on, flushes everything before it.
+            pqxx::work flush(c);
+            flush.exec0("SET LOCAL synchronous_commit = on");
+            flush.exec("SELECT pg_logical_emit_message(true, 'test_flush', '')");
+            flush.commit();
+        }
+        std::vector<std::string> lines;
+        for (const auto& row : pqxx::nontransaction(c).exec_params(
+                 "SELECT data FROM pg_logical_slot_get_changes($1, NULL, NULL, 'include-xids', '0')", m_name)) {
+            lines.push_back(row[0].as<std::string>());
+        }
+        return lines;
+    }
+
+private:
+    std::string m_db;
+    std::string m_name;
+};
+
+// The write checkpoints in decoded lines: (user, client, number), in commit order, each with whether
+// its transaction also wrote to `table`.
+struct DecodedCheckpoint {
+    std::string user, client;
+    std::int64_t number;
+    bool with_write;
+};
+std::vector<DecodedCheckpoint> decoded_checkpoints(const std::vector<std::string>& lines, const std::string& table) {
+    static const std::regex kMessage(
+        R"re(^message: transactional: 1 prefix: sluice_write_checkpoint, sz: \d+ content:\["(.*)", "(.*)", (\d+)\]$)re");
+    std::vector<DecodedCheckpoint> found;
+    bool wrote = false;
+    std::vector<DecodedCheckpoint> in_transaction;
+    for (const auto& line : lines) {
+        std::smatch m;
+        if (line.rfind("BEGIN", 0) == 0) {
+            wrote = false;
+            in_transaction.clear();
+        } else if (line.rfind("table public." + table + ":", 0) == 0) {
+            wrote = true;
+        } else if (std::regex_match(line, m, kMessage)) {
+            in_transaction.push_back({m[1].str(), m[2].str(), std::stoll(m[3].str()), false});
+        } else if (line.rfind("COMMIT", 0) == 0) {
+            for (auto& c : in_transaction) {
+                c.with_write = wrote;
+                found.push_back(c);
+            }
+        }
+    }
+    return found;
+}
+
 wire::UploadBatch parse(const std::string& json) {
     auto batch = wire::parse_upload_request(json, {});
     INFO(json << " -> " << batch.status().to_string());
@@ -155,10 +231,9 @@ TEST_CASE("PUT, PATCH and DELETE are applied in one transaction and recorded; a 
     CHECK(f.audit_count() == 4);  // insert t3, update t1, insert l3, delete t3
     CHECK(f.query("SELECT result->>'status' FROM sluice.uploads WHERE client_id = 'c1' AND batch_id = 'b1'") ==
           "applied");
-    // The write checkpoint waits in storage for replication to pass its LSN.
-    CHECK(f.query("SELECT count(*) FROM sluice.write_checkpoints WHERE user_id = 'u1' AND client_id = 'c1' "
-                  "AND op_id IS NULL AND lsn > '0/0'",
-                  f.storage) == "1");
+    // The write checkpoint is the client's counter, issued in the batch's transaction.
+    CHECK(f.query("SELECT number FROM sluice.write_checkpoint_clients WHERE user_id = 'u1' AND client_id = 'c1'") ==
+          std::to_string(first.write_checkpoint));
 
     const auto again = must_upload(*uploader, user("u1"), batch);
     CHECK(again.replayed);
@@ -402,18 +477,109 @@ TEST_CASE("concurrent writers to the same rows: deadlocks are retried, every bat
     CHECK(f.query("SELECT count(*) FROM sluice.uploads") == std::to_string(kThreads * kBatches + 1));
 }
 
-TEST_CASE("write checkpoints: numbered per request, with the client's own numbers for checkpoint requests") {
+TEST_CASE("write checkpoints travel in the source transactions: a batch's in its own, numbered in commit order per client") {
     Fixture f("up_wcp");
     auto uploader = Uploader::create(f.options(), f.rules);
+    REQUIRE(uploader->prepare().is_ok());
+    DecodingSlot slot(f.source, "up_wcp_slot");
+    // One client uploading from several threads at once, and asking for write checkpoints between.
+    constexpr int kThreads = 6;
+    constexpr int kEach = 12;
+    std::map<std::int64_t, bool> answered;  // number -> from an upload
+    std::mutex answered_mutex;
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kEach; ++i) {
+                const auto id = std::to_string(t) + "_" + std::to_string(i);
+                std::int64_t number = 0;
+                const bool upload = i % 3 != 2;
+                if (upload) {
+                    auto a = uploader->upload(user("u1"), one_op("b" + id, R"({"op":"PUT","type":"lists","id":")" + id +
+                                                                               R"(","data":{"name":"n","owner_id":"u1"}})"));
+                    failures += a && a->result.outcome == wire::BatchOutcome::kApplied ? 0 : 1;
+                    number = a ? a->write_checkpoint : 0;
+                } else {
+                    auto n = uploader->create_write_checkpoint("u1", "c1");
+                    failures += n ? 0 : 1;
+                    number = n ? n.value() : 0;
+                }
+                std::lock_guard lock(answered_mutex);
+                failures += answered.emplace(number, upload).second ? 0 : 1;  // each number once
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    REQUIRE(failures.load() == 0);
+    const auto decoded = decoded_checkpoints(slot.changes(), "lists");
+    REQUIRE(decoded.size() == answered.size());
+    for (std::size_t i = 0; i < decoded.size(); ++i) {
+        INFO(i);
+        CHECK(decoded[i].user == "u1");
+        CHECK(decoded[i].client == "c1");
+        // In commit order the numbers grow: delivering one says every lower one is visible.
+        if (i > 0) {
+            CHECK(decoded[i].number > decoded[i - 1].number);
+        }
+        // An upload's checkpoint is in the transaction that applied the batch.
+        REQUIRE(answered.count(decoded[i].number) == 1);
+        CHECK(decoded[i].with_write == answered[decoded[i].number]);
+    }
+    CHECK(f.query("SELECT number FROM sluice.write_checkpoint_clients WHERE client_id = 'c1'") ==
+          std::to_string(answered.rbegin()->first));
+
+    // A replay answers with a new checkpoint (in a transaction of its own), above the first.
+    const auto batch = one_op("again", R"({"op":"PUT","type":"lists","id":"again","data":{"name":"n","owner_id":"u1"}})");
+    const auto first = must_upload(*uploader, user("u1"), batch);
+    const auto replayed = must_upload(*uploader, user("u1"), batch);
+    CHECK(replayed.replayed);
+    CHECK(replayed.write_checkpoint > first.write_checkpoint);
+    // A rejected batch has one too: its transaction records the rejection.
+    const auto rejected = must_upload(*uploader, user("u1"), one_op("no", R"({"op":"PUT","type":"ghosts","id":"x","data":{}})"));
+    CHECK(rejected.result.outcome == wire::BatchOutcome::kRejected);
+    CHECK(rejected.write_checkpoint > replayed.write_checkpoint);
+    // Checkpoint requests carry the client's own number; the next server number is above it.
+    const auto big = rejected.write_checkpoint + 1000000;
+    REQUIRE(uploader->request_write_checkpoint("u1", "c1", big).is_ok());
+    REQUIRE(uploader->request_write_checkpoint("u1", "c9", 42).is_ok());
+    auto next = uploader->create_write_checkpoint("u1", "c1");
+    REQUIRE(next);
+    CHECK(next.value() > big);
+    const auto later = decoded_checkpoints(slot.changes(), "lists");
+    std::vector<std::int64_t> numbers;
+    for (const auto& c : later) {
+        numbers.push_back(c.number);
+    }
+    CHECK(numbers == std::vector<std::int64_t>{first.write_checkpoint, replayed.write_checkpoint,
+                                               rejected.write_checkpoint, big, 42, next.value()});
+    CHECK(later.at(0).with_write);
+    CHECK_FALSE(later.at(1).with_write);
+}
+
+TEST_CASE("write checkpoints without write_rules: numbered by the WAL position, nothing created in the source") {
+    Fixture f("up_wcp_read_only");
+    auto read_only = sluice::config::rules::RuleSet::compile("bucket_definitions:\n  global:\n    data:\n      - SELECT * FROM lists\n",
+                                                             "rules.yaml");
+    REQUIRE(read_only.rules);
+    auto uploader = Uploader::create(f.options(), read_only.rules);
+    DecodingSlot slot(f.source, "up_wcp_ro_slot");
     auto a = uploader->create_write_checkpoint("u1", "c1");
+    sluice::test::exec_sql(f.source, "UPDATE lists SET name = 'Food' WHERE id = 'l1'");  // the app's own write
     auto b = uploader->create_write_checkpoint("u1", "c1");
     REQUIRE(a);
     REQUIRE(b);
     CHECK(b.value() > a.value());
     REQUIRE(uploader->request_write_checkpoint("u1", "c9", 42).is_ok());
-    REQUIRE(uploader->request_write_checkpoint("u1", "c9", 42).is_ok());  // a repeat is kept as it was
-    CHECK(f.query("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c9' AND checkpoint = 42",
-                  f.storage) == "1");
+    const auto decoded = decoded_checkpoints(slot.changes(), "lists");
+    REQUIRE(decoded.size() == 3);
+    CHECK(decoded[0].number == a.value());
+    CHECK(decoded[1].number == b.value());
+    CHECK(decoded[2].client == "c9");
+    CHECK(decoded[2].number == 42);
+    CHECK(f.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'sluice'") == "0");
 }
 
 TEST_CASE("a table changed between batches: its prepared statements and cached shape are renewed") {
