@@ -419,9 +419,12 @@ struct BucketWriter::Impl {
     // session resolves at the newest checkpoint it was told of, moments ago; entries that ended by
     // a checkpoint older than kLookupHistory are past any use and are dropped.
     // Records the write checkpoints of the batch's source transactions (add_write_checkpoint), as
-    // delivered at checkpoint `op_id`, or pending (op_id NULL) when the batch is not visible. Only the
-    // active rules version's writer records them (a version being built counts its own op ids, which
-    // sessions do not follow); the first version records them while it builds. Per client, the newest
+    // delivered at checkpoint `op_id`; or pending (op_id NULL, delivered later by the UPDATE in
+    // deliver_pending_write_checkpoints) when the batch is not visible or this writer's rules version
+    // is not the active one (a version being built counts its own op ids, which sessions do not
+    // follow; the first version delivers while it builds). The active version's writer delivers
+    // what another version's writer left pending, so a checkpoint that the active writer has not
+    // reached when a new version takes over is delivered by the new one. Per client, the newest
     // delivered one is all a session needs: older delivered ones go. True when one was delivered.
     bool record_write_checkpoints(pqxx::work& w, protocol::Lsn lsn, std::optional<std::int64_t> op_id) {
         if (write_checkpoints.empty()) {
@@ -435,21 +438,24 @@ struct BucketWriter::Impl {
         }
         write_checkpoints.clear();
         const auto stored = w.exec_params1(
-            "WITH wanted AS (SELECT DISTINCT u, c, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS r(u, c, n) "
-            "                WHERE NOT EXISTS (SELECT FROM sluice.rules_versions WHERE state = 'active' AND id <> $6)), "
-            "stored AS (INSERT INTO sluice.write_checkpoints (user_id, client_id, checkpoint, lsn, op_id) "
-            "           SELECT u, c, n, $4::pg_lsn, NULLIF($5::bigint, 0) FROM wanted "
-            "           ON CONFLICT (user_id, client_id, checkpoint) DO NOTHING RETURNING user_id, client_id, checkpoint), "
+            "WITH mine AS (SELECT CASE WHEN NOT EXISTS (SELECT FROM sluice.rules_versions "
+            "                                           WHERE state = 'active' AND id <> $6) "
+            "                          THEN NULLIF($5::bigint, 0) END AS op_id), "
+            "stored AS (INSERT INTO sluice.write_checkpoints AS w (user_id, client_id, checkpoint, lsn, op_id) "
+            "           SELECT DISTINCT r.u, r.c, r.n, $4::pg_lsn, mine.op_id "
+            "           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS r(u, c, n), mine "
+            "           ON CONFLICT (user_id, client_id, checkpoint) DO UPDATE SET op_id = excluded.op_id, lsn = excluded.lsn "
+            "           WHERE w.op_id IS NULL AND excluded.op_id IS NOT NULL "
+            "           RETURNING user_id, client_id, checkpoint, op_id), "
             "superseded AS (DELETE FROM sluice.write_checkpoints w USING stored s "
-            "               WHERE $5::bigint <> 0 AND w.user_id = s.user_id AND w.client_id = s.client_id "
+            "               WHERE s.op_id IS NOT NULL AND w.user_id = s.user_id AND w.client_id = s.client_id "
             "               AND w.checkpoint < s.checkpoint AND w.op_id IS NOT NULL) "
-            "SELECT count(*) FROM stored",
+            "SELECT count(*) FILTER (WHERE op_id IS NOT NULL), count(*) FILTER (WHERE op_id IS NULL) FROM stored",
             to_pg_array(users), to_pg_array(clients), to_pg_array(numbers), lsn.to_string(),
             op_id.value_or(0),  // 0: NULL (op ids start at 1)
             options.rules_version);
-        if (!op_id) {
+        if (stored[1].as<std::int64_t>() > 0) {
             pending_write_checkpoints = true;
-            return false;
         }
         return stored[0].as<std::int64_t>() > 0;
     }

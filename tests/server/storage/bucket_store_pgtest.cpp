@@ -704,6 +704,60 @@ TEST_CASE("write checkpoints pending from a hidden batch or an older Sluice: del
           0);
 }
 
+TEST_CASE("write checkpoints across a rules-version switch: none is lost when the new version takes over") {
+    const auto uri = migrated_database("store_write_checkpoints_versions");
+    pqxx::connection c(uri);
+    const sluice::storage::StoredRulesVersion v1{1, "v1", sluice::storage::VersionState::kActive, "v1_slot", "v1_pub"};
+    const sluice::storage::StoredRulesVersion v2{2, "v2", sluice::storage::VersionState::kBuilding, "v2_slot", "v2_pub"};
+    REQUIRE(sluice::storage::add_rules_version(c, v1).is_ok());
+    REQUIRE(sluice::storage::add_rules_version(c, v2).is_ok());
+    Store active(uri, {.slot_name = "v1_slot", .rules_version = 1});
+    Store building(uri, {.slot_name = "v2_slot", .rules_version = 2});
+    auto pending = [&] {
+        return pqxx::nontransaction(c).exec1("SELECT count(*) FROM sluice.write_checkpoints WHERE op_id IS NULL")[0].as<int>();
+    };
+    auto delivered = [&](std::int64_t at) {
+        auto r = active.reader->write_checkpoint("u1", "c1", at);
+        REQUIRE(r.is_ok());
+        return r.value();
+    };
+    active.put("a", {"1#global[]"});
+    active.commit(100);
+    building.put("a", {"2#global[]"});
+    building.commit(100);
+
+    // Both writers stream the same transactions. The building version's writer comes first: it
+    // leaves the checkpoint pending; the active one delivers it when it gets there.
+    building.writer->add_write_checkpoint({"u1", "c1", 5});
+    building.commit(300);
+    CHECK(pending() == 1);
+    active.writer->add_write_checkpoint({"u1", "c1", 5});
+    const auto first = active.commit(300);
+    CHECK(pending() == 0);
+    CHECK(delivered(first) == 5);
+
+    // The building version passes a checkpoint that the active one never reaches: it takes over
+    // first. Its first checkpoint as the active version delivers it.
+    building.writer->add_write_checkpoint({"u1", "c1", 6});
+    building.commit(400);
+    CHECK(pending() == 1);
+    auto switched = building.writer->activate(Lsn(400));
+    REQUIRE(switched.is_ok());
+    const auto next = building.commit(450);
+    CHECK(next > switched->op_id);
+    CHECK(pending() == 0);
+    CHECK(delivered(next) == 6);
+    CHECK_FALSE(delivered(switched->op_id) == std::optional<std::int64_t>(6));
+
+    // The retired writer, still running a moment, records nothing the new one has delivered.
+    building.writer->add_write_checkpoint({"u1", "c1", 7});
+    const auto last = building.commit(500);
+    active.writer->add_write_checkpoint({"u1", "c1", 7});
+    active.commit(500);
+    CHECK(pending() == 0);
+    CHECK(delivered(last) == 7);
+}
+
 TEST_CASE("write-checkpoint messages: the format both sides use, and what is not one") {
     using sluice::storage::parse_write_checkpoint_message;
     using sluice::storage::WriteCheckpoint;
