@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -114,6 +115,12 @@ private:
     int m_fd = -1;
     std::string m_buffer;
 };
+
+double thread_cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
 
 // CPU seconds (user + system) used so far by this process and by the Postgres backends serving the
 // benchmark's databases (their command line names the database), from /proc: the machine may be
@@ -246,14 +253,23 @@ int main(int argc, char** argv) {
         std::mutex mutex;
         std::vector<double> latencies_ms;
         std::atomic<std::uint64_t> errors{0};
+        double clients_cpu = 0.0;  // CPU seconds of the load clients in the window (guarded by mutex)
         std::vector<std::thread> threads;
         for (int c = 0; c < clients; ++c) {
             threads.emplace_back([&, c] {
                 std::vector<double> mine;
+                // This thread's CPU time over the measured window (to the request boundaries).
+                double cpu_from = -1.0;
+                double cpu_used = 0.0;
                 try {
                     Connection connection(port);
                     const std::string auth = fmt::format("Bearer u{}", c);
                     for (std::uint64_t n = 0; !done.load(); ++n) {
+                        if (measuring.load() && cpu_from < 0.0) {
+                            cpu_from = thread_cpu_seconds();
+                        } else if (!measuring.load() && cpu_from >= 0.0 && cpu_used == 0.0) {
+                            cpu_used = thread_cpu_seconds() - cpu_from;
+                        }
                         const std::string body = fmt::format(
                             R"({{"client_id":"c{}","batch_id":"{}","ops":[{{"op":"PUT","type":"items","id":"i{}_{}","data":{{"owner":"u{}","value":{},"note":"bench"}}}}]}})",
                             c, n, c, n % 64, c, n);
@@ -270,8 +286,12 @@ int main(int argc, char** argv) {
                     errors++;
                     fmt::print(stderr, "client {}: {}\n", c, e.what());
                 }
+                if (cpu_from >= 0.0 && cpu_used == 0.0) {
+                    cpu_used = thread_cpu_seconds() - cpu_from;  // the window ended during its last request
+                }
                 std::lock_guard lock(mutex);
                 latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
+                clients_cpu += cpu_used;
             });
         }
         std::this_thread::sleep_for(std::chrono::seconds(1));  // warm-up: connections, catalog, plans
@@ -304,8 +324,10 @@ int main(int argc, char** argv) {
         const double ops = std::max<double>(1.0, static_cast<double>(latencies_ms.size()));
         const double sluice_us = (cpu_after.sluice - cpu_before.sluice) * 1e6 / ops;
         const double postgres_us = (cpu_after.postgres - cpu_before.postgres) * 1e6 / ops;
-        fmt::print("{:<62} {:>9.0f} us   (server {:.0f} incl. the load clients, Postgres backends {:.0f})\n",
-                   "uploads: CPU per applied op", sluice_us + postgres_us, sluice_us, postgres_us);
+        const double clients_us = clients_cpu * 1e6 / ops;
+        fmt::print("{:<62} {:>9.0f} us   (server {:.0f}, the load clients {:.0f}, Postgres backends {:.0f})\n",
+                   "uploads: CPU per applied op", sluice_us + postgres_us, sluice_us - clients_us, clients_us,
+                   postgres_us);
         fmt::print(
             "{:<62} {:>12.0f}   (machine load average now {:.1f}; {} cores)\n",
             "uploads: ops/s the CPU cost allows on the whole machine",
