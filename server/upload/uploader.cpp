@@ -141,15 +141,18 @@ struct Uploader::Impl {
     // the client's uploads in flight.
     protocol::Result<std::int64_t> issue_checkpoint(const std::string& user_id, const std::string& client_id,
                                                     std::optional<std::int64_t> number) {
-        const bool counted = prepared.load();
         Status last;
         for (int attempt = 0; attempt < 2; ++attempt) {
+            const bool counted = prepared.load();
             try {
                 auto slot = acquire();
                 const auto issued = detail::issue_write_checkpoint(*slot->source, user_id, client_id, number, counted);
                 release(std::move(slot));
                 return issued;
             } catch (const std::exception& e) {
+                if (classify(e).action == DbAction::kStaleCatalog) {
+                    prepared = false;  // sluice.write_checkpoint_clients is gone: the next upload makes it again
+                }
                 last = Status{ErrorCode::kUploadUnavailable,
                               fmt::format("cannot issue a write checkpoint in the source database: {}",
                                           core::one_line(e.what()))};

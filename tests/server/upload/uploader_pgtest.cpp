@@ -557,6 +557,21 @@ TEST_CASE("write checkpoints travel in the source transactions: a batch's in its
                                                rejected.write_checkpoint, big, 42, next.value()});
     CHECK(later.at(0).with_write);
     CHECK_FALSE(later.at(1).with_write);
+
+    // The counter table dropped under a running Sluice: a request still gets a checkpoint (numbered
+    // by the WAL position), and the next one makes the table again.
+    auto before_drop = uploader->create_write_checkpoint("u1", "c2");
+    REQUIRE(before_drop);
+    sluice::test::exec_sql(f.source, "DROP TABLE sluice.write_checkpoint_clients");
+    auto after_drop = uploader->create_write_checkpoint("u1", "c2");
+    INFO(after_drop.status().to_string());
+    REQUIRE(after_drop);
+    CHECK(after_drop.value() > before_drop.value());
+    auto recreated = uploader->create_write_checkpoint("u1", "c2");
+    REQUIRE(recreated);
+    CHECK(recreated.value() > after_drop.value());
+    CHECK(f.query("SELECT number FROM sluice.write_checkpoint_clients WHERE client_id = 'c2'") ==
+          std::to_string(recreated.value()));
 }
 
 TEST_CASE("write checkpoints without write_rules: numbered by the WAL position, nothing created in the source") {
