@@ -229,7 +229,6 @@ int main(int argc, char** argv) {
         }
         sluice::upload::UploaderOptions uo;
         uo.source_conninfo = source;
-        uo.storage_conninfo = storage;
         sluice::http::ServerDeps deps;
         deps.rules = std::make_shared<const sluice::sync::RulesSource>(compiled.rules);
         deps.verifier = std::make_shared<BenchVerifier>();

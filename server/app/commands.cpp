@@ -207,7 +207,7 @@ protocol::Result<std::unique_ptr<http::Server>> start_server(const config::Confi
     deps.metrics_text = [] { return core::metrics().render(); };
     deps.status_json = [&status] { return status.status_json(); };
     // write_rules: the rules file's (a rules version built from it later does not change them).
-    deps.uploader = upload::Uploader::create(upload::options_from_config(config, conninfo), fallback);
+    deps.uploader = upload::Uploader::create(upload::options_from_config(config), fallback);
     if (auto prepared = deps.uploader->prepare(); !prepared) {
         // Sync still works; uploads retry the set-up and answer with this error until it succeeds.
         kLog.error("uploads: {}", prepared.to_string());

@@ -415,9 +415,6 @@ struct BucketWriter::Impl {
         return job;
     }
 
-    // Closed lookup entries serve sessions that resolve at a checkpoint before the entry's end. A
-    // session resolves at the newest checkpoint it was told of, moments ago; entries that ended by
-    // a checkpoint older than kLookupHistory are past any use and are dropped.
     // Records the write checkpoints of the batch's source transactions (add_write_checkpoint), as
     // delivered at checkpoint `op_id`; or pending (op_id NULL, delivered later by the UPDATE in
     // deliver_pending_write_checkpoints) when the batch is not visible or this writer's rules version
@@ -487,6 +484,9 @@ struct BucketWriter::Impl {
         return passed.affected_rows() > 0;
     }
 
+    // Closed lookup entries serve sessions that resolve at a checkpoint before the entry's end. A
+    // session resolves at the newest checkpoint it was told of, moments ago; entries that ended by
+    // a checkpoint older than kLookupHistory are past any use and are dropped.
     void drop_old_lookup_history(pqxx::work& w) {
         const auto now = std::chrono::steady_clock::now();
         std::int64_t horizon = lookups_dropped_to;

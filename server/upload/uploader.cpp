@@ -50,10 +50,9 @@ struct Slot {
 
 }  // namespace
 
-UploaderOptions options_from_config(const config::Config& config, std::string storage_conninfo) {
+UploaderOptions options_from_config(const config::Config& config) {
     UploaderOptions o;
     o.source_conninfo = config.source.uri;
-    o.storage_conninfo = std::move(storage_conninfo);
     o.policy = config.uploads.batch_policy;
     o.apply_as_role = config.uploads.apply_as_role;
     o.max_attempts = static_cast<int>(config.uploads.max_attempts);

@@ -37,7 +37,6 @@ namespace sluice::upload {
 
 struct UploaderOptions {
     std::string source_conninfo;
-    std::string storage_conninfo;
     config::BatchPolicy policy = config::BatchPolicy::kAllOrNothing;
     std::string apply_as_role;  // empty: the source user, no RLS role
     int max_attempts = 5;
@@ -45,8 +44,8 @@ struct UploaderOptions {
     std::chrono::hours record_retention{168};
 };
 
-// The uploads section of sluice.yaml, with the source and storage connection strings.
-[[nodiscard]] UploaderOptions options_from_config(const config::Config& config, std::string storage_conninfo);
+// The uploads section of sluice.yaml, with the source connection string.
+[[nodiscard]] UploaderOptions options_from_config(const config::Config& config);
 
 // Test hooks: called with the source backend's pid at these points of a batch's transaction.
 enum class HookPoint {

@@ -107,7 +107,6 @@ struct Stack {
         deps.hub = hub;
         sluice::upload::UploaderOptions uo;
         uo.source_conninfo = source;
-        uo.storage_conninfo = storage;
         deps.uploader = sluice::upload::Uploader::create(uo, rules);
         sluice::http::ServerOptions options;
         options.port = 0;

@@ -93,7 +93,6 @@ struct Fixture {
     [[nodiscard]] UploaderOptions options(sluice::config::BatchPolicy policy = sluice::config::BatchPolicy::kAllOrNothing) const {
         UploaderOptions o;
         o.source_conninfo = source;
-        o.storage_conninfo = storage;
         o.policy = policy;
         o.retry_backoff = std::chrono::milliseconds(1);
         return o;
