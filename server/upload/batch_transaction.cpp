@@ -35,53 +35,41 @@ constexpr const char* kSetRole =
 constexpr const char* kRecord =
     "SELECT user_id, result::text FROM sluice.uploads WHERE client_id = $1 AND batch_id = $2";
 // The batch's write checkpoint is issued in its transaction, in the statement that inserts the
-// record (see storage/write_checkpoints.h): the client's number is taken under the lock of its row
-// in sluice.write_checkpoint_clients, so two transactions of one client are numbered in the order
-// they commit, and a transactional logical message carries it through replication, which delivers
-// it once it has passed the commit. A new number is the larger of the client's last one plus one
-// and the WAL insert position; a number never passes the position its message is written at, so a
-// number taken later from the WAL position alone (issue_write_checkpoint without the counter table)
-// is larger still.
-constexpr const char* kWalNumber = "(pg_current_wal_insert_lsn() - '0/0')::bigint";
-constexpr const char* kNextNumber = "GREATEST(w.number + 1, excluded.number)";
-
-// CTE `numbered`: the client's counter row set to `number`, or to `on_conflict` (over w, its row,
-// and excluded) when it has one; answers the number stored.
-std::string numbered_cte(std::string_view user, std::string_view client, std::string_view number,
-                         std::string_view on_conflict) {
+// record (see storage/write_checkpoints.h): a transactional logical message carries it through
+// replication, which delivers it once it has passed the commit. Its number is the WAL insert
+// position, read under a transaction-scoped advisory lock on the (user, client): a client's next
+// transaction takes the lock only after this one committed, so it reads a larger position. A
+// client's numbers thus grow in the order its transactions commit, and delivering one says that
+// every lower one is visible too. (Two clients whose keys share a hash merely wait for each other.)
+// CTE `numbered`: the number, `user` and `client` being SQL expressions.
+std::string numbered_cte(std::string_view user, std::string_view client) {
     return fmt::format(
-        "numbered AS (INSERT INTO sluice.write_checkpoint_clients AS w (user_id, client_id, number) "
-        "             VALUES ({}, {}, {}) ON CONFLICT (user_id, client_id) DO UPDATE SET number = {} "
-        "             RETURNING number)",
-        user, client, number, on_conflict);
+        "numbered AS (SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint AS number "
+        "             FROM (SELECT pg_advisory_xact_lock(hashtextextended(({})::text || '/' || ({})::text, 0)) "
+        "                   OFFSET 0) AS locked)",
+        user, client);
 }
 
 // The record and the write checkpoint: $1 client, $2 batch, $3 user, $4 result. Answers the number
 // of records inserted (0 when `if_new` and the batch has one) and the write checkpoint.
 std::string record_sql(bool if_new) {
     return fmt::format(
-        "WITH record AS (INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) "
-        "                VALUES ($1, $2, $3, $4::jsonb){} RETURNING 1), {} "
+        "WITH {}, record AS (INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) "
+        "                    VALUES ($1, $2, $3, $4::jsonb){} RETURNING 1) "
         "SELECT (SELECT count(*) FROM record), number, {} FROM numbered",
-        if_new ? " ON CONFLICT (client_id, batch_id) DO NOTHING" : "",
-        numbered_cte("$3", "$1", kWalNumber, kNextNumber), storage::emit_write_checkpoint_sql("$3", "$1", "number"));
+        numbered_cte("$3", "$1"), if_new ? " ON CONFLICT (client_id, batch_id) DO NOTHING" : "",
+        storage::emit_write_checkpoint_sql("$3", "$1", "number"));
 }
 
-// A write checkpoint of its own: $1 user, $2 client, $3 the client's own number when `chosen`.
-// `counted`: under the client's counter row (the source has the table: uploads are on); otherwise
-// numbered by the WAL position alone.
-const std::string& own_checkpoint_sql(bool counted, bool chosen) {
-    static const std::string kSql[2][2] = {
-        {fmt::format("SELECT number, {} FROM (SELECT {} AS number) AS n",
-                     storage::emit_write_checkpoint_sql("$1", "$2", "number"), kWalNumber),
-         fmt::format("SELECT $3::bigint, {}", storage::emit_write_checkpoint_sql("$1", "$2", "$3"))},
-        {fmt::format("WITH {} SELECT number, {} FROM numbered", numbered_cte("$1", "$2", kWalNumber, kNextNumber),
-                     storage::emit_write_checkpoint_sql("$1", "$2", "number")),
-         // The client's number is its own: the counter only keeps the next server number above it.
-         fmt::format("WITH {} SELECT $3::bigint, {} FROM numbered",
-                     numbered_cte("$1", "$2", "$3::bigint", "GREATEST(w.number, excluded.number)"),
-                     storage::emit_write_checkpoint_sql("$1", "$2", "$3"))}};
-    return kSql[counted ? 1 : 0][chosen ? 1 : 0];
+// A write checkpoint of its own: $1 user, $2 client, $3 the client's own number when `chosen` (it
+// still takes the client's lock, so it follows the client's uploads in flight).
+const std::string& own_checkpoint_sql(bool chosen) {
+    static const std::string kServerNumber = fmt::format("WITH {} SELECT number, {} FROM numbered", numbered_cte("$1", "$2"),
+                                                         storage::emit_write_checkpoint_sql("$1", "$2", "number"));
+    static const std::string kClientNumber = fmt::format("WITH {} SELECT $3::bigint, {} FROM numbered",
+                                                         numbered_cte("$1", "$2"),
+                                                         storage::emit_write_checkpoint_sql("$1", "$2", "$3"));
+    return chosen ? kClientNumber : kServerNumber;
 }
 
 const std::string kInsertRecord = record_sql(false);
@@ -445,7 +433,7 @@ protocol::Result<Attempt> answer_from_record(const Reply& record, const BatchCon
 protocol::Result<Attempt> replay(PipelinedConnection& source, const BatchContext& ctx) {
     source.add("ROLLBACK");
     const auto record_at = source.add(kRecord, {ctx.client_id, ctx.batch.batch_id});
-    const auto checkpoint_at = source.add(own_checkpoint_sql(true, false), {ctx.user_id, ctx.client_id});
+    const auto checkpoint_at = source.add(own_checkpoint_sql(false), {ctx.user_id, ctx.client_id});
     const auto replies = source.run();
     return answer_from_record(replies[record_at], ctx, number_in(replies[checkpoint_at], 0));
 }
@@ -476,19 +464,16 @@ const char* source_schema_sql() {
            "    client_id text COLLATE \"C\" NOT NULL, batch_id text COLLATE \"C\" NOT NULL, user_id text NOT NULL, "
            "    result jsonb NOT NULL, "
            "    applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, batch_id)); "
-           "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at); "
-           "CREATE TABLE IF NOT EXISTS sluice.write_checkpoint_clients ("
-           "    user_id text COLLATE \"C\" NOT NULL, client_id text COLLATE \"C\" NOT NULL, number bigint NOT NULL, "
-           "    PRIMARY KEY (user_id, client_id))";
+           "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at)";
 }
 
 std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
-                                    const std::string& client_id, std::optional<std::int64_t> number, bool counted) {
+                                    const std::string& client_id, std::optional<std::int64_t> number) {
     Params params{user_id, client_id};
     if (number) {
         params.emplace_back(std::to_string(*number));
     }
-    source.add(own_checkpoint_sql(counted, number.has_value()), params);
+    source.add(own_checkpoint_sql(number.has_value()), params);
     return number_in(source.run().front(), 0);
 }
 

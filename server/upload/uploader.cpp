@@ -136,22 +136,17 @@ struct Uploader::Impl {
     }
 
     // A write checkpoint of its own, on a pooled source connection; a lost connection is tried once
-    // more on a new one. Once prepared (uploads are on), the source's counter table orders it after
-    // the client's uploads in flight.
+    // more on a new one.
     protocol::Result<std::int64_t> issue_checkpoint(const std::string& user_id, const std::string& client_id,
                                                     std::optional<std::int64_t> number) {
         Status last;
         for (int attempt = 0; attempt < 2; ++attempt) {
-            const bool counted = prepared.load();
             try {
                 auto slot = acquire();
-                const auto issued = detail::issue_write_checkpoint(*slot->source, user_id, client_id, number, counted);
+                const auto issued = detail::issue_write_checkpoint(*slot->source, user_id, client_id, number);
                 release(std::move(slot));
                 return issued;
             } catch (const std::exception& e) {
-                if (classify(e).action == DbAction::kStaleCatalog) {
-                    prepared = false;  // sluice.write_checkpoint_clients is gone: the next upload makes it again
-                }
                 last = Status{ErrorCode::kUploadUnavailable,
                               fmt::format("cannot issue a write checkpoint in the source database: {}",
                                           core::one_line(e.what()))};
@@ -357,17 +352,11 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
 
 protocol::Result<std::int64_t> Uploader::create_write_checkpoint(const std::string& user_id,
                                                                  const std::string& client_id) {
-    if (auto status = prepare(); !status) {
-        return status;
-    }
     return m_impl->issue_checkpoint(user_id, client_id, std::nullopt);
 }
 
 protocol::Status Uploader::request_write_checkpoint(const std::string& user_id, const std::string& client_id,
                                                     std::int64_t number) {
-    if (auto status = prepare(); !status) {
-        return status;
-    }
     auto issued = m_impl->issue_checkpoint(user_id, client_id, number);
     return issued ? Status::ok() : issued.status();
 }

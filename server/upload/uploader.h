@@ -13,9 +13,9 @@
 // connection, even during COMMIT) run the batch again, bounded: a committed first attempt is found
 // by the retry's record check.
 //
-// The batch's write checkpoint is issued in its own transaction, with the record: a number from the
-// client's row in sluice.write_checkpoint_clients (whose lock numbers a client's batches in commit
-// order) and a transactional logical message that carries it through replication to storage
+// The batch's write checkpoint is issued in its own transaction, with the record: the WAL position,
+// read under an advisory lock on the client (so a client's batches are numbered in commit order),
+// and a transactional logical message that carries it through replication to storage
 // (server/storage/write_checkpoints.h). No storage write and no extra round trip on this path.
 // Blocking: call it on worker threads, never on an I/O thread. Thread-safe.
 #pragma once
@@ -78,9 +78,8 @@ public:
     Uploader(const Uploader&) = delete;
     Uploader& operator=(const Uploader&) = delete;
 
-    // Creates schema sluice, table sluice.uploads and table sluice.write_checkpoint_clients in the
-    // source database when missing (the record and the counter must live in the source
-    // transaction), when the rules have write_rules. Idempotent;
+    // Creates schema sluice and table sluice.uploads in the source database when missing (the
+    // record must live in the source transaction), when the rules have write_rules. Idempotent;
     // upload() runs it once if needed. SL6014 when it cannot.
     [[nodiscard]] protocol::Status prepare();
 
@@ -92,7 +91,7 @@ public:
 
     // GET /write-checkpoint2.json: a new write checkpoint, issued in a source transaction of its own
     // (delivered once replication has passed everything committed before this call). Works without
-    // write_rules too (numbered by the WAL position; nothing is created in the source).
+    // write_rules too: it writes nothing to the source but a logical message.
     [[nodiscard]] protocol::Result<std::int64_t> create_write_checkpoint(const std::string& user_id,
                                                                          const std::string& client_id);
     // POST /sync/checkpoint-request: the same with the client's own number. A repeated number is

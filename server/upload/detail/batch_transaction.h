@@ -38,18 +38,16 @@ struct Attempt {
 };
 
 // A write checkpoint of its own (GET /write-checkpoint2.json; POST /sync/checkpoint-request with the
-// client's `number`), issued in a transaction of its own; answers its number. `counted`: the source
-// has sluice.write_checkpoint_clients (uploads are on), which orders it after the client's
-// uploads in flight. Throws libpqxx exceptions.
+// client's `number`), issued in a transaction of its own, after the client's uploads in flight;
+// answers its number. Writes nothing to the source but the message. Throws libpqxx exceptions.
 [[nodiscard]] std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
-                                                  const std::string& client_id, std::optional<std::int64_t> number,
-                                                  bool counted);
+                                                  const std::string& client_id, std::optional<std::int64_t> number);
 
 // Runs the batch. SL6010 when the batch id is another user's.
 [[nodiscard]] protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx);
 
 // The SQL that creates the record table in the source (the shape migrations 0001 and 0002 give the
-// storage database's sluice.uploads) and the write-checkpoint counters of its clients.
+// storage database's sluice.uploads).
 [[nodiscard]] const char* source_schema_sql();
 
 }  // namespace sluice::upload::detail
