@@ -190,7 +190,8 @@ struct Uploader::Impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(jitter(random)));
     }
 
-    // The background loop: deletes batch records older than the retention, every 10 minutes.
+    // The background loop: deletes batch records older than the retention, every 10 minutes from a
+    // minute after start, on a connection of its own opened the first time.
     void run_pruner() {
         std::unique_ptr<pqxx::connection> source;
         auto next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
@@ -199,10 +200,10 @@ struct Uploader::Impl {
             lock.unlock();
             next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
             try {
-                if (!source) {
-                    source = open_source(options.source_conninfo);
-                }
-                if (prepared.load()) {
+                if (prepared.load()) {  // uploads are on and sluice.uploads exists
+                    if (!source) {
+                        source = open_source(options.source_conninfo);
+                    }
                     const auto pruned = pqxx::nontransaction(*source).exec_params(
                         "DELETE FROM sluice.uploads WHERE applied_at < now() - $1::int * interval '1 hour'",
                         static_cast<int>(options.record_retention.count()));

@@ -2,6 +2,7 @@
 // updates, deletes, rows moving between buckets, grants and revokes through list_shares) runs while
 // the replicator snapshots and streams, across a replicator restart; then, for every user, the rows
 // a client holds (reduced from bucket storage) equal the rules' queries run directly on the source.
+#include <cstdio>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -48,7 +49,12 @@ struct Fixture {
 class Running {
 public:
     explicit Running(sluice::app::ReplicatorConfig config) : m_replicator(std::move(config)) {
-        m_thread = std::thread([this] { m_status = m_replicator.run(m_stop); });
+        m_thread = std::thread([this] {
+            m_status = m_replicator.run(m_stop);
+            if (!m_status) {  // the test then waits in vain: say why
+                std::fprintf(stderr, "the replicator stopped with an error: %s\n", m_status.to_string().c_str());
+            }
+        });
     }
     ~Running() { (void)stop(); }
     sluice::protocol::Status stop() {

@@ -484,16 +484,23 @@ TEST_CASE("write checkpoints travel in the source transactions: a batch's in its
     std::map<std::int64_t, bool> answered;  // number -> from an upload
     std::mutex answered_mutex;
     std::atomic<int> failures{0};
+    // The batches are parsed here: Catch's assertions (in one_op) are not thread-safe.
+    std::vector<std::vector<wire::UploadBatch>> batches(kThreads);
+    for (int t = 0; t < kThreads; ++t) {
+        for (int i = 0; i < kEach; ++i) {
+            const auto id = std::to_string(t) + "_" + std::to_string(i);
+            batches[t].push_back(
+                one_op("b" + id, R"({"op":"PUT","type":"lists","id":")" + id + R"(","data":{"name":"n","owner_id":"u1"}})"));
+        }
+    }
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
             for (int i = 0; i < kEach; ++i) {
-                const auto id = std::to_string(t) + "_" + std::to_string(i);
                 std::int64_t number = 0;
                 const bool upload = i % 3 != 2;
                 if (upload) {
-                    auto a = uploader->upload(user("u1"), one_op("b" + id, R"({"op":"PUT","type":"lists","id":")" + id +
-                                                                               R"(","data":{"name":"n","owner_id":"u1"}})"));
+                    auto a = uploader->upload(user("u1"), batches[t][i]);
                     failures += a && a->result.outcome == wire::BatchOutcome::kApplied ? 0 : 1;
                     number = a ? a->write_checkpoint : 0;
                 } else {
