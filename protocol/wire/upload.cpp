@@ -29,8 +29,6 @@ using simdjson::dom::object;
         }                              \
     } while (false)
 
-constexpr std::size_t kMaxIdBytes = 256;  // client_id, batch_id
-
 Status wrong(const std::string& field, std::string_view expected) {
     return {ErrorCode::kRequestInvalidField, fmt::format("upload: '{}' must be {}", field, expected)};
 }
@@ -46,7 +44,7 @@ Status read_id(element e, const std::string& field, std::string& out) {
     } else {
         return wrong(field, "a string or an integer");
     }
-    if (out.empty() || out.size() > kMaxIdBytes || out.find('\0') != std::string::npos) {
+    if (!valid_id(out)) {
         return wrong(field, fmt::format("1 to {} bytes without NUL characters", kMaxIdBytes));
     }
     return {};
@@ -189,6 +187,10 @@ void append_op_result(std::string& out, const OpResult& r) {
 }
 
 }  // namespace
+
+bool valid_id(std::string_view id) {
+    return !id.empty() && id.size() <= kMaxIdBytes && id.find('\0') == std::string_view::npos;
+}
 
 Result<UploadBatch> parse_upload_request(std::string_view body, const UploadLimits& limits) {
     if (body.size() > limits.max_bytes) {

@@ -58,6 +58,10 @@ struct UploadLimits {
 // The `batch` array of a WebSocket upload message (same entries, same errors).
 [[nodiscard]] Result<std::vector<CrudOp>> parse_crud_ops(std::string_view array_json, std::size_t max_ops);
 
+// A client_id or batch_id as uploads and write checkpoints accept it: 1 to 256 bytes, no NUL.
+inline constexpr std::size_t kMaxIdBytes = 256;
+[[nodiscard]] bool valid_id(std::string_view id);
+
 // The body of POST /sync/checkpoint-request: {"client_id": string, "checkpoint_request_id": decimal
 // string or integer >= 0}. SL5003/SL5004 as parse_upload_request.
 struct CheckpointRequest {

@@ -180,6 +180,12 @@ net::awaitable<Response> get_write_checkpoint(Shared& shared, const Request& req
         co_return fail(shared, request,
                        {ErrorCode::kRequestInvalidField, "write-checkpoint2.json needs ?client_id=<the client's id>"});
     }
+    if (!wire::valid_id(*client_id)) {
+        co_return fail(shared, request,
+                       {ErrorCode::kRequestInvalidField,
+                        fmt::format("write-checkpoint2.json: client_id must be 1 to {} bytes without NUL characters",
+                                    wire::kMaxIdBytes)});
+    }
     const std::string& user = token->user_id;
     const std::string& client = *client_id;
     Checkpointed made = co_await net::co_spawn(

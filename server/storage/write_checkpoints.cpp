@@ -6,9 +6,13 @@
 
 namespace sluice::storage {
 
+std::string write_checkpoint_content_sql(std::string_view user, std::string_view client, std::string_view number) {
+    return fmt::format("json_build_array(({})::text, ({})::text, ({})::bigint)::text", user, client, number);
+}
+
 std::string emit_write_checkpoint_sql(std::string_view user, std::string_view client, std::string_view number) {
-    return fmt::format("pg_logical_emit_message(true, '{}', json_build_array(({})::text, ({})::text, ({})::bigint)::text)",
-                       kWriteCheckpointPrefix, user, client, number);
+    return fmt::format("pg_logical_emit_message(true, '{}', {})", kWriteCheckpointPrefix,
+                       write_checkpoint_content_sql(user, client, number));
 }
 
 std::optional<WriteCheckpoint> parse_write_checkpoint_message(std::string_view content) {

@@ -27,9 +27,12 @@ struct WriteCheckpoint {
     bool operator==(const WriteCheckpoint&) const = default;
 };
 
-// SQL that emits the message in the current transaction: the three arguments are SQL expressions
-// (parameters such as "$1", or a column) for the user id (text), client id (text) and number
-// (bigint). Its value is the message's LSN.
+// SQL for the message's content: the three arguments are SQL expressions (parameters such as "$1",
+// or a column) for the user id (text), client id (text) and number (bigint).
+[[nodiscard]] std::string write_checkpoint_content_sql(std::string_view user, std::string_view client,
+                                                       std::string_view number);
+// SQL that emits the message with that content in the current transaction; its value is the
+// message's LSN.
 [[nodiscard]] std::string emit_write_checkpoint_sql(std::string_view user, std::string_view client,
                                                     std::string_view number);
 

@@ -382,7 +382,7 @@ std::int64_t number_in(const Reply& r, int column) {
         r.throw_error();
     }
     if (r.rows() != 1) {
-        throw pqxx::internal_error("a write-checkpoint statement answered no row");
+        throw pqxx::internal_error(fmt::format("a statement answered {} rows where one was expected", r.rows()));
     }
     return std::stoll(std::string(r.value(0, column)));
 }

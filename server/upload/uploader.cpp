@@ -135,8 +135,8 @@ struct Uploader::Impl {
         idle.push_back(std::move(slot));
     }
 
-    // A write checkpoint of its own, on a pooled source connection; a lost connection is tried once
-    // more on a new one.
+    // A write checkpoint of its own, on a pooled source connection; after a failure (the connection
+    // is dropped with its slot) it is tried once more on a new one.
     protocol::Result<std::int64_t> issue_checkpoint(const std::string& user_id, const std::string& client_id,
                                                     std::optional<std::int64_t> number) {
         Status last;

@@ -255,6 +255,15 @@ TEST_CASE("POST /upload: malformed, oversized and unauthorised uploads get clear
     const auto no_client = http_request(stack.port(), "GET", "/write-checkpoint2.json",
                                         {{"Authorization", "Bearer " + token_for("u1")}});
     CHECK(no_client.status == 400);
+    // A client id the database could not hold as given (a NUL would cut it short), or too long.
+    for (const std::string& bad : {std::string("c%00x"), std::string(257, 'c')}) {
+        const auto refused = http_request(stack.port(), "GET", "/write-checkpoint2.json?client_id=" + bad,
+                                          {{"Authorization", "Bearer " + token_for("u1")}});
+        INFO(bad.substr(0, 10));
+        CHECK(refused.status == 400);
+        CHECK(refused.body.find("SL5004") != std::string::npos);
+        CHECK(refused.body.find("without NUL characters") != std::string::npos);
+    }
 }
 
 TEST_CASE("WebSocket upload: upload_ack with a write checkpoint, then the stream carries it; upload_error for a rejected batch") {
