@@ -166,7 +166,7 @@ logging:
     CHECK(c.logging.format == sluice::config::LogFormat::kJson);
 }
 
-TEST_CASE("an empty value keeps the default; '$$' is a literal dollar") {
+TEST_CASE("an empty value keeps the default, '$$' is a literal dollar") {
     const auto load = load_text("source:\n  uri: x\n  slot:\nauth:\n  admin_token: a$$b\n");
     REQUIRE(load.config.has_value());
     CHECK(load.config->source.slot == "sluice");

@@ -34,7 +34,7 @@ TEST_CASE("integers are exact 64-bit, never through a double") {
     CHECK_FALSE(pg::decode_text_value(oid::kInt8, "9223372036854775808").is_ok());
 }
 
-TEST_CASE("floats are reals printed as JavaScript does; numeric stays text") {
+TEST_CASE("floats are reals printed as JavaScript does, numeric stays text") {
     CHECK(decode(oid::kFloat8, "0.1") == Value::from_real(0.1));
     CHECK(json(oid::kFloat8, "3") == "3");
     CHECK(json(oid::kFloat8, "1e+21") == "1e+21");
@@ -59,7 +59,7 @@ TEST_CASE("bool, text-like, uuid, json, date and time types") {
     CHECK(json(oid::kInterval, "1 day") == R"("1 day")");
 }
 
-TEST_CASE("bytea hex form is a blob; blobs have no JSON form") {
+TEST_CASE("bytea hex form is a blob, blobs have no JSON form") {
     CHECK(decode(oid::kBytea, "\\x00ff10") == Value::from_blob(std::string("\0\xff\x10", 3)));
     CHECK(decode(oid::kBytea, "\\x") == Value::from_blob(""));
     CHECK(json(oid::kBytea, "\\x01") == "null");

@@ -130,7 +130,7 @@ TEST_CASE("transcript: per-user buckets, a row moving out of one bucket, a row i
     CHECK(state.row_count() == 3);
 }
 
-TEST_CASE("a corrupted op makes the bucket fail its checksum; it is dropped and downloads again") {
+TEST_CASE("a corrupted op makes the bucket fail its checksum, it is dropped and downloads again") {
     auto lines = sluice::test::read_transcript("initial-then-live");
     std::string corrupt = lines[1];
     const auto pos = corrupt.find("3293222510");
@@ -170,7 +170,7 @@ TEST_CASE("a checksum mismatch keeps the rows the app already saw until the buck
     CHECK(state.applied_checkpoint() == 1U);
 }
 
-TEST_CASE("REMOVE takes a row out of one bucket; the row goes when no bucket holds it") {
+TEST_CASE("REMOVE takes a row out of one bucket, the row goes when no bucket holds it") {
     wire::ClientState state;
     const auto a1 = std::vector{put(1, "x", "sa")};
     const auto b1 = std::vector{put(2, "x", "sb")};
@@ -199,7 +199,7 @@ TEST_CASE("REMOVE takes a row out of one bucket; the row goes when no bucket hol
     CHECK(state.write_checkpoint() == 9U);
 }
 
-TEST_CASE("MOVE only counts its checksum; CLEAR drops everything before it") {
+TEST_CASE("MOVE only counts its checksum, CLEAR drops everything before it") {
     wire::ClientState state;
     std::vector<wire::OplogEntry> ops{put(1, "x"), put(2, "y")};
     wire::OplogEntry move{3, wire::OpType::kMove, std::nullopt, std::nullopt, 12345, std::nullopt, std::nullopt};

@@ -298,7 +298,7 @@ TEST_CASE("a rules version switch while writes continue: clients move to the new
     sluice::test::drop_replication_slots(source);
 }
 
-TEST_CASE("a restart during a build resumes it; rules changed again abandon it; after a switch the old version is "
+TEST_CASE("a restart during a build resumes it, rules changed again abandon it, after a switch the old version is "
           "cleaned up at start") {
     const std::string name = "rv_restart";
     const auto source = sluice::test::fresh_database(name + "_source");

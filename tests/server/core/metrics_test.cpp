@@ -19,7 +19,7 @@ TEST_CASE("metrics render in the Prometheus text format, families in name order"
           "# HELP zeta_total last family\n# TYPE zeta_total counter\nzeta_total 4\n");
 }
 
-TEST_CASE("metrics: one object per name and labels; a name is one type; collectors run at render") {
+TEST_CASE("metrics: one object per name and labels, a name is one type, collectors run at render") {
     MetricsRegistry registry;
     auto& a = registry.counter("requests_total", "requests", {{"code", "200"}});
     auto& b = registry.counter("requests_total", "requests", {{"code", "404"}});

@@ -187,7 +187,7 @@ TEST_CASE("Sync Streams over the HTTP stream: subscriptions in the request, erro
     CHECK_FALSE(client.row("todos", "t2"));
 }
 
-TEST_CASE("Sync Streams isolation: random grants, revokes, moves and subscriptions; nothing outside them, ever") {
+TEST_CASE("Sync Streams isolation: random grants, revokes, moves and subscriptions, nothing outside them, ever") {
     constexpr int kUsers = 8;
     constexpr int kLists = 6;
     constexpr int kTodos = 24;

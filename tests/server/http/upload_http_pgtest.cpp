@@ -266,7 +266,7 @@ TEST_CASE("POST /upload: malformed, oversized and unauthorised uploads get clear
     }
 }
 
-TEST_CASE("WebSocket upload: upload_ack with a write checkpoint, then the stream carries it; upload_error for a rejected batch") {
+TEST_CASE("WebSocket upload: upload_ack with a write checkpoint, then the stream carries it, upload_error for a rejected batch") {
     Stack stack("up_ws");
     WsClient ws(stack.port(), token_for("u1"));
     REQUIRE(ws.status() == 101);

@@ -141,7 +141,7 @@ TEST_CASE("publication: created, kept in step with the tables, never the storage
     CHECK(all.code() == ErrorCode::kPublicationStorageSchema);
 }
 
-TEST_CASE("slot: created with its consistent point, then verified; a wrong slot is refused") {
+TEST_CASE("slot: created with its consistent point, then verified, a wrong slot is refused") {
     drop_slot("t_slot_check");
     drop_slot("t_slot_physical");
     const auto uri = sluice::test::fresh_database("repl_slot");
@@ -216,7 +216,7 @@ TEST_CASE("stream: whole transactions in order, relation changes, truncate, mess
     CHECK(stream.join().is_ok());
 }
 
-TEST_CASE("stream: the slot confirms only what the consumer reported durable; restart resumes") {
+TEST_CASE("stream: the slot confirms only what the consumer reported durable, restart resumes") {
     Fixture f("durable");
     std::vector<SourceTransaction> first;
     {

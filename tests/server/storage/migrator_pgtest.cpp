@@ -22,7 +22,7 @@ int count_rows(const std::string& uri, const std::string& sql) {
 
 }  // namespace
 
-TEST_CASE("migrations apply once; a second run applies nothing") {
+TEST_CASE("migrations apply once, a second run applies nothing") {
     const auto uri = sluice::test::fresh_database("migrate_twice");
     const auto all = sluice::migrations::embedded();
     REQUIRE_FALSE(all.empty());

@@ -89,7 +89,7 @@ TEST_CASE("initial sync: exact lines, priority 1 first with partial_checkpoint_c
     CHECK_FALSE(s->has_work(storage.last_op_id()));
 }
 
-TEST_CASE("live changes arrive as checkpoint_diff + data; other users' changes send nothing") {
+TEST_CASE("live changes arrive as checkpoint_diff + data, other users' changes send nothing") {
     auto r = rules();
     sluice::test::MemoryStorage storage(r);
     seed(storage);

@@ -109,7 +109,7 @@ TEST_CASE("streams: the checkpoint lists the streams, each bucket says which sub
     CHECK_FALSE(client.row("users", "u2"));
 }
 
-TEST_CASE("streams: subscribe and unsubscribe live; only what the client lacks is sent") {
+TEST_CASE("streams: subscribe and unsubscribe live, only what the client lacks is sent") {
     MemoryStorage storage(rules());
     seed(storage);
     auto s = session("u1", {project("p1")});
