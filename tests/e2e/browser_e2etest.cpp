@@ -116,8 +116,11 @@ TEST_CASE("in Chromium: the status page and two users' demo clients, live") {
     sluice::test::exec_sql(source, "INSERT INTO list_shares VALUES ('groceries', 'bob')");
     CHECK(eventually(
         [&] {
+            // Each render is a fresh page load: under load one panel may still be connecting, so
+            // both panels are awaited in the same render.
             dom = render(demo);
-            return contains(panel(dom, "bob"), "Milk") && contains(panel(dom, "bob"), "shared by alice");
+            return contains(panel(dom, "bob"), "Milk") && contains(panel(dom, "bob"), "shared by alice") &&
+                   contains(panel(dom, "alice"), "Milk");
         },
         120));
     CHECK(contains(panel(dom, "alice"), "Milk"));
