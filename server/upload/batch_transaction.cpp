@@ -1,10 +1,12 @@
 // One attempt at one upload batch in one source transaction (see detail/batch_transaction.h and
 // uploader.h), in round trips of pipelined statements: BEGIN with the record check and the first
-// op's locked read; each op's write, then the next op's read; the record with the write checkpoint,
-// and COMMIT. Identifiers in SQL come only from the catalog (TableCatalog), quoted; every client
+// op's locked read; each op's write, then the next op's read; the last op's write with the record
+// and its write checkpoint, and COMMIT (run_attempt). Identifiers in SQL come only from the catalog (TableCatalog), quoted; every client
 // value is a parameter, cast to its column's type.
 #include "server/upload/detail/batch_transaction.h"
 
+#include <algorithm>
+#include <optional>
 #include <variant>
 
 #include <fmt/format.h>
@@ -36,39 +38,41 @@ constexpr const char* kRecord =
     "SELECT user_id, result::text FROM sluice.uploads WHERE client_id = $1 AND batch_id = $2";
 // The batch's write checkpoint is issued in its transaction, in the statement that inserts the
 // record (see storage/write_checkpoints.h): a transactional logical message carries it through
-// replication, which delivers it once it has passed the commit. Its number is the WAL insert
-// position, read under a transaction-scoped advisory lock on the (user, client): a client's next
-// transaction takes the lock only after this one committed, so it reads a larger position. A
-// client's numbers thus grow in the order its transactions commit, and delivering one says that
-// every lower one is visible too. (Two clients whose keys share a hash merely wait for each other.)
-// CTE `numbered`: the number, `user` and `client` being SQL expressions.
-std::string numbered_cte(std::string_view user, std::string_view client) {
+// replication, which delivers it once it has passed the commit; the record keeps the number too, for
+// a snapshot that covers the commit. The number is the WAL insert position, read under a
+// transaction-scoped advisory lock on the (user, client): a client's next transaction takes the lock
+// only after this one committed, so it reads a larger position. A client's numbers thus grow in the
+// order its transactions commit, and delivering one says that every lower one is visible too. (Two
+// clients whose keys share a hash merely wait for each other.)
+constexpr const char* kWalPosition = "(pg_current_wal_insert_lsn() - '0/0')::bigint";
+
+// FROM item `locked`, one row, for SQL expressions `user` and `client`: takes the client's lock
+// before the select list is computed (OFFSET 0 keeps the planner from folding it away).
+std::string client_lock(std::string_view user, std::string_view client) {
     return fmt::format(
-        "numbered AS (SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint AS number "
-        "             FROM (SELECT pg_advisory_xact_lock(hashtextextended(({})::text || '/' || ({})::text, 0)) "
-        "                   OFFSET 0) AS locked)",
+        "(SELECT pg_advisory_xact_lock(hashtextextended(({})::text || '/' || ({})::text, 0)) OFFSET 0) AS locked",
         user, client);
 }
 
-// The record and the write checkpoint: $1 client, $2 batch, $3 user, $4 result. Answers the number
-// of records inserted (0 when `if_new` and the batch has one) and the write checkpoint.
+// The record and the write checkpoint: $1 client, $2 batch, $3 user, $4 result. Answers the write
+// checkpoint, or no row when `if_new` and the batch has a record already.
 std::string record_sql(bool if_new) {
     return fmt::format(
-        "WITH {}, record AS (INSERT INTO sluice.uploads (client_id, batch_id, user_id, result) "
-        "                    VALUES ($1, $2, $3, $4::jsonb){} RETURNING 1) "
-        "SELECT (SELECT count(*) FROM record), number, {} FROM numbered",
-        numbered_cte("$3", "$1"), if_new ? " ON CONFLICT (client_id, batch_id) DO NOTHING" : "",
-        storage::emit_write_checkpoint_sql("$3", "$1", "number"));
+        "INSERT INTO sluice.uploads (client_id, batch_id, user_id, result, write_checkpoint) "
+        "SELECT $1::text, $2::text, $3::text, $4::jsonb, {} FROM {}{} RETURNING write_checkpoint, {}",
+        kWalPosition, client_lock("$3", "$1"), if_new ? " ON CONFLICT (client_id, batch_id) DO NOTHING" : "",
+        storage::emit_write_checkpoint_sql("user_id", "client_id", "write_checkpoint"));
 }
 
 // A write checkpoint of its own: $1 user, $2 client, $3 the client's own number when `chosen` (it
 // still takes the client's lock, so it follows the client's uploads in flight).
 const std::string& own_checkpoint_sql(bool chosen) {
-    static const std::string kServerNumber = fmt::format("WITH {} SELECT number, {} FROM numbered", numbered_cte("$1", "$2"),
-                                                         storage::emit_write_checkpoint_sql("$1", "$2", "number"));
-    static const std::string kClientNumber = fmt::format("WITH {} SELECT $3::bigint, {} FROM numbered",
-                                                         numbered_cte("$1", "$2"),
-                                                         storage::emit_write_checkpoint_sql("$1", "$2", "$3"));
+    static const std::string kServerNumber =
+        fmt::format("SELECT number, {} FROM (SELECT {} AS number FROM {}) AS numbered",
+                    storage::emit_write_checkpoint_sql("$1", "$2", "number"), kWalPosition, client_lock("$1", "$2"));
+    static const std::string kClientNumber =
+        fmt::format("SELECT $3::bigint, {} FROM {}", storage::emit_write_checkpoint_sql("$1", "$2", "$3::bigint"),
+                    client_lock("$1", "$2"));
     return chosen ? kClientNumber : kServerNumber;
 }
 
@@ -130,20 +134,25 @@ struct OpOutcome {
     // Rejected by a statement's error: the transaction (or, apply_valid, the op's savepoint) is
     // aborted and must be rolled back.
     bool statement_failed = false;
+    // The op's write is queued, to go with the record and COMMIT: its reply's index in the next
+    // flight. It is applied only if that whole flight succeeds.
+    std::optional<std::size_t> deferred_at = std::nullopt;
 };
 
 // Runs one op in two round trips: its row read and locked (with the new values cast to their
 // columns' types, whose text form is what replication would show the rules), then, if the write
-// rules allow it, the write.
+// rules allow it, the write. The write may instead be deferred: left queued, to go in the batch's
+// last round trip (see run_attempt).
 class OpRunner {
 public:
     OpRunner(PipelinedConnection& source, const BatchContext& ctx) : m_source(source), m_ctx(ctx) {}
 
     // Runs `op`. The statements the caller queued on the connection go in its first round trip;
     // their replies are moved into `queued_replies`, and when one of them failed the op is not run
-    // (the caller must check them first).
-    OpOutcome run(const wire::CrudOp& op, std::vector<Reply>& queued_replies) {
+    // (the caller must check them first). With `defer_write`, a write is queued, not run.
+    OpOutcome run(const wire::CrudOp& op, std::vector<Reply>& queued_replies, bool defer_write) {
         m_refreshed = false;
+        m_defer_write = defer_write;
         for (int race = 0;; ++race) {
             auto outcome = run_once(op, queued_replies);
             if (outcome) {
@@ -302,7 +311,11 @@ private:
             if (auto decision = m_ctx.rules.check(table, check, m_ctx.request); !decision.allowed) {
                 return OpOutcome{rejected(ErrorCode::kUploadDenied, decision.reason)};
             }
-            const auto done = write("DELETE FROM " + info->quoted + " WHERE " + id.quoted + " = " + id_param, {op.id});
+            const std::string remove = "DELETE FROM " + info->quoted + " WHERE " + id.quoted + " = " + id_param;
+            if (m_defer_write) {
+                return defer(remove, {op.id}, false);
+            }
+            const auto done = write(remove, {op.id});
             return done.ok() ? OpOutcome{} : statement_error(done);
         }
         if (op.kind == wire::CrudKind::kPatch && !exists) {
@@ -338,6 +351,9 @@ private:
                                       written[i].column->type_sql);
             }
             update += " WHERE " + id.quoted + " = " + id_param;
+            if (m_defer_write) {
+                return defer(update + " RETURNING 1", params, true);
+            }
             const auto done = write(update, params);
             if (!done.ok()) {
                 return statement_error(done);
@@ -356,6 +372,9 @@ private:
             values += fmt::format(", ${}::{}", i + 2, written[i].column->type_sql);
         }
         insert += ") VALUES (" + values + ") ON CONFLICT (" + id.quoted + ") DO NOTHING RETURNING 1";
+        if (m_defer_write) {
+            return defer(insert, params, true);
+        }
         const auto done = write(insert, params);
         if (!done.ok()) {
             return statement_error(done);
@@ -371,9 +390,20 @@ private:
         return std::move(m_source.run().front());
     }
 
+    // Queues the write. What run_once would look at after it, it cannot see before COMMIT, so the
+    // statement fails instead, failing the flight: a write `returning_row` (its SQL ends in
+    // RETURNING 1) that writes no row divides by zero.
+    OpOutcome defer(const std::string& sql, const Params& params, bool returning_row) {
+        OpOutcome outcome;
+        outcome.deferred_at = m_source.add(
+            returning_row ? "WITH written AS (" + sql + ") SELECT 1 / count(*) FROM written" : sql, params);
+        return outcome;
+    }
+
     PipelinedConnection& m_source;
     const BatchContext& m_ctx;
-    bool m_refreshed = false;  // the catalog was read again for this op
+    bool m_refreshed = false;    // the catalog was read again for this op
+    bool m_defer_write = false;  // see run()
 };
 
 // Column `column` of a statement's one row, as a number.
@@ -449,11 +479,11 @@ protocol::Result<Attempt> record_rejection(PipelinedConnection& source, const Ba
     source.add("COMMIT");
     const auto replies = source.run();
     require_ok(replies);
-    if (number_in(replies[record_at], 0) == 0) {
+    if (replies[record_at].rows() == 0) {
         return replay(source, ctx);  // another request recorded the batch first
     }
     call_hook(ctx, HookPoint::kAfterCommit, source);
-    return Attempt{std::move(result), false, number_in(replies[record_at], 1)};
+    return Attempt{std::move(result), false, number_in(replies[record_at], 0)};
 }
 
 }  // namespace
@@ -463,8 +493,17 @@ const char* source_schema_sql() {
            "CREATE TABLE IF NOT EXISTS sluice.uploads ("
            "    client_id text COLLATE \"C\" NOT NULL, batch_id text COLLATE \"C\" NOT NULL, user_id text NOT NULL, "
            "    result jsonb NOT NULL, "
-           "    applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client_id, batch_id)); "
-           "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at)";
+           "    applied_at timestamptz NOT NULL DEFAULT now(), write_checkpoint bigint, "
+           "    PRIMARY KEY (client_id, batch_id)); "
+           "CREATE INDEX IF NOT EXISTS uploads_applied_at ON sluice.uploads (applied_at); "
+           // A table made by an older Sluice (or by migrations before 0008) lacks the column; only
+           // then is it altered, so an up-to-date table needs no ownership.
+           "DO $$ BEGIN "
+           "  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'sluice.uploads'::regclass "
+           "                 AND attname = 'write_checkpoint' AND NOT attisdropped) THEN "
+           "    ALTER TABLE sluice.uploads ADD COLUMN write_checkpoint bigint; "
+           "  END IF; "
+           "END $$";
 }
 
 std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
@@ -477,10 +516,14 @@ std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::stri
     return number_in(source.run().front(), 0);
 }
 
-protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx) {
-    if (ctx.user_id.find('\0') != std::string::npos) {
-        return Status{ErrorCode::kAuthInvalid, "the token's sub claim contains a NUL character"};
-    }
+namespace {
+
+// One attempt. With `merge_last_write`, the last op's write goes in the last round trip, with the
+// record and COMMIT (a single-op batch then takes two round trips, not three): when anything in
+// that flight fails, the transaction is rolled back and nullopt answered, and the caller runs the
+// batch again without merging, step by step, which looks at each reply before COMMIT.
+std::optional<protocol::Result<Attempt>> run_attempt(PipelinedConnection& source, const BatchContext& ctx,
+                                                     bool merge_last_write) {
     const bool all_or_nothing = ctx.policy == config::BatchPolicy::kAllOrNothing;
     const auto& ops = ctx.batch.ops;
     // First round trip: BEGIN, the role, the record of an earlier request, and the first op's row.
@@ -494,6 +537,7 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
     result.ops.reserve(ops.size());
     OpRunner runner(source, ctx);
     std::vector<Reply> queued;  // the replies to what went with an op's first round trip
+    bool deferred = false;      // the last op's write is queued
     for (std::size_t i = 0; i < ops.size(); ++i) {
         if (!all_or_nothing) {
             if (i > 0) {
@@ -502,7 +546,7 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
             source.add(kSavepoint);
         }
         queued.clear();
-        auto op = runner.run(ops[i], queued);
+        auto op = runner.run(ops[i], queued, merge_last_write && i + 1 == ops.size());
         require_ok(queued);
         if (i == 0 && queued[record_at].rows() > 0) {
             return replay(source, ctx);  // answered before: nothing of this attempt is kept
@@ -519,6 +563,7 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
         if (op.statement_failed) {
             source.add("ROLLBACK TO SAVEPOINT sluice_op");
         }
+        deferred = op.deferred_at.has_value();
         result.ops.push_back(std::move(op.result));
     }
     if (ops.empty()) {
@@ -535,8 +580,8 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
     result.outcome = applied == result.ops.size() ? wire::BatchOutcome::kApplied
                      : applied == 0               ? wire::BatchOutcome::kRejected
                                                   : wire::BatchOutcome::kPartial;
-    // Last round trip: the record with the write checkpoint (a concurrent request with the same key
-    // fails here, on the key), and COMMIT.
+    // Last round trip: (when merging, the last op's write,) the record with the write checkpoint (a
+    // concurrent request with the same key fails here, on the key), and COMMIT.
     if (!ctx.role.empty()) {
         source.add("RESET ROLE");  // the record is Sluice's, not the user's
     }
@@ -545,6 +590,11 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
         source.add(kInsertRecord, {ctx.client_id, ctx.batch.batch_id, ctx.user_id, result_json(result)});
     const auto commit_at = source.add("COMMIT");
     const auto replies = source.run();
+    if (deferred && !std::all_of(replies.begin(), replies.end(), [](const Reply& r) { return r.ok(); })) {
+        source.add("ROLLBACK");  // (after a failed COMMIT there is no transaction: a warning)
+        require_ok(source.run());
+        return std::nullopt;
+    }
     for (std::size_t i = 0; i < insert_at; ++i) {
         if (!replies[i].ok()) {
             replies[i].throw_error();
@@ -567,9 +617,21 @@ protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchCont
         none.ops.assign(ops.size(), rejected(error.code, "at commit: " + error.message));
         return record_rejection(source, ctx, std::move(none));
     }
-    const auto write_checkpoint = number_in(replies[insert_at], 1);
+    const auto write_checkpoint = number_in(replies[insert_at], 0);
     call_hook(ctx, HookPoint::kAfterCommit, source);
     return Attempt{std::move(result), false, write_checkpoint};
+}
+
+}  // namespace
+
+protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx) {
+    if (ctx.user_id.find('\0') != std::string::npos) {
+        return Status{ErrorCode::kAuthInvalid, "the token's sub claim contains a NUL character"};
+    }
+    if (auto merged = run_attempt(source, ctx, true)) {
+        return std::move(*merged);
+    }
+    return std::move(*run_attempt(source, ctx, false));  // without merging, every attempt answers
 }
 
 }  // namespace sluice::upload::detail

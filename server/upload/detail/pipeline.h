@@ -1,8 +1,8 @@
 // Private to server/upload: a source connection in libpq pipeline mode. The statements of one step
-// of a batch (BEGIN, the record check and the first op's locked read; or the record with the write
-// checkpoint, and COMMIT) are queued and answered together in one round trip, each as a named prepared
-// statement, so a single-op upload costs three round trips and no parsing. libpqxx 6.4 has no
-// pipeline mode, hence raw libpq.
+// of a batch (BEGIN, the record check and the first op's locked read; or the last op's write, the
+// record with the write checkpoint, and COMMIT) are queued and answered together in one round trip,
+// each as a named prepared statement, so a single-op upload costs two round trips and no parsing.
+// libpqxx 6.4 has no pipeline mode, hence raw libpq.
 //
 // Failures are thrown as libpqxx exceptions so one classifier (db_errors.h) serves every path:
 // pqxx::broken_connection when the connection is gone, pqxx::sql_error (with the SQLSTATE) from

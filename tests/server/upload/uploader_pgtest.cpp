@@ -211,7 +211,7 @@ ErrorCode rejection(Uploader& uploader, const std::string& who, const std::strin
 
 }  // namespace
 
-TEST_CASE("PUT, PATCH and DELETE are applied in one transaction and recorded; a retry is answered from the record") {
+TEST_CASE("PUT, PATCH and DELETE are applied in one transaction and recorded, a retry is answered from the record") {
     Fixture f("up_basic");
     auto uploader = Uploader::create(f.options(), f.rules);
     const auto batch = parse(R"({"client_id":"c1","batch_id":"b1","ops":[
@@ -230,6 +230,9 @@ TEST_CASE("PUT, PATCH and DELETE are applied in one transaction and recorded; a 
     CHECK(f.audit_count() == 4);  // insert t3, update t1, insert l3, delete t3
     CHECK(f.query("SELECT result->>'status' FROM sluice.uploads WHERE client_id = 'c1' AND batch_id = 'b1'") ==
           "applied");
+    // The record keeps the write checkpoint its transaction issued.
+    CHECK(f.query("SELECT write_checkpoint FROM sluice.uploads WHERE client_id = 'c1' AND batch_id = 'b1'") ==
+          std::to_string(first.write_checkpoint));
 
     const auto again = must_upload(*uploader, user("u1"), batch);
     CHECK(again.replayed);
@@ -288,6 +291,36 @@ TEST_CASE("a connection cut before COMMIT: nothing is half-applied, the retry ap
     CHECK(answer.result.outcome == wire::BatchOutcome::kApplied);
     CHECK(f.audit_count() == 2);
     CHECK(uploader->stats().retries.load() >= 1);
+}
+
+TEST_CASE("the last write goes with COMMIT, and a write that writes no row runs again step by step") {
+    // A single-op batch sends its write with the record and COMMIT. When the write writes no row,
+    // that flight must fail, not commit: here a concurrent insert of the same id (the PUT's INSERT
+    // finds it) and a trigger that skips the update.
+    Fixture f("up_merged");
+    sluice::test::exec_sql(f.source, R"SQL(
+        CREATE FUNCTION skip_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.name = 'frozen' THEN RETURN NULL; END IF; RETURN NEW; END $$;
+        CREATE TRIGGER lists_skip BEFORE UPDATE ON lists FOR EACH ROW EXECUTE FUNCTION skip_frozen();
+    )SQL");
+    std::atomic<int> inserts{0};
+    const std::string source = f.source;
+    auto uploader = Uploader::create(f.options(), f.rules, [&](HookPoint point, int) {
+        if (point == HookPoint::kBeforeCommit && inserts.fetch_add(1) == 0) {
+            sluice::test::exec_sql(source, "INSERT INTO todos (id, list_id, description, created_by) "
+                                           "VALUES ('t9', 'l1', 'theirs', 'u1')");
+        }
+    });
+    const auto put = must_upload(*uploader, user("u1"), one_op("p", R"({"op":"PUT","type":"todos","id":"t9",
+        "data":{"list_id":"l1","description":"mine","created_by":"u1"}})"));
+    CHECK(put.result.outcome == wire::BatchOutcome::kApplied);
+    CHECK(f.query("SELECT description FROM todos WHERE id = 't9'") == "mine");  // as an update of theirs
+    CHECK(inserts.load() == 2);  // the hook ran in the merged attempt and again step by step
+
+    CHECK(rejection(*uploader, "u1", "f", R"({"op":"PATCH","type":"lists","id":"l1","data":{"name":"frozen"}})") ==
+          ErrorCode::kUploadRowNotFound);
+    CHECK(f.query("SELECT name FROM lists WHERE id = 'l1'") == "Groceries");
+    CHECK(uploader->stats().retries.load() == 0);  // no attempt failed: each ran again within itself
 }
 
 TEST_CASE("every kind of rejection, with its code") {
@@ -580,6 +613,32 @@ TEST_CASE("write checkpoints without write_rules: numbered by the WAL position, 
     CHECK(decoded[2].client == "c9");
     CHECK(decoded[2].number == 42);
     CHECK(f.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'sluice'") == "0");
+}
+
+TEST_CASE("a sluice.uploads made before write checkpoints were recorded gains the column, its old records still replay") {
+    Fixture f("up_old_shape");
+    sluice::test::exec_sql(f.source, R"SQL(
+        CREATE SCHEMA sluice;
+        CREATE TABLE sluice.uploads (client_id text COLLATE "C" NOT NULL, batch_id text COLLATE "C" NOT NULL,
+            user_id text NOT NULL, result jsonb NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (client_id, batch_id));
+        INSERT INTO sluice.uploads (client_id, batch_id, user_id, result)
+            VALUES ('c1', 'old', 'u1', '{"status":"applied","ops":[{"status":"applied"}]}');
+    )SQL");
+    auto uploader = Uploader::create(f.options(), f.rules);
+    REQUIRE(uploader->prepare().is_ok());
+    const auto old = must_upload(*uploader, user("u1"), one_op("old", R"({"op":"PUT","type":"items","id":"x"})"));
+    CHECK(old.replayed);
+    CHECK(old.write_checkpoint > 0);
+    CHECK(f.query("SELECT count(*) FROM items") == "0");
+    CHECK(f.query("SELECT write_checkpoint FROM sluice.uploads WHERE batch_id = 'old'") == "<null>");
+    const auto fresh = must_upload(*uploader, user("u1"), one_op("new", R"({"op":"PUT","type":"items","id":"x"})"));
+    CHECK_FALSE(fresh.replayed);
+    CHECK(f.query("SELECT write_checkpoint FROM sluice.uploads WHERE batch_id = 'new'") ==
+          std::to_string(fresh.write_checkpoint));
+    // prepare() again, on the table as it is now, changes nothing.
+    auto again = Uploader::create(f.options(), f.rules);
+    REQUIRE(again->prepare().is_ok());
 }
 
 TEST_CASE("a table changed between batches: its prepared statements and cached shape are renewed") {
