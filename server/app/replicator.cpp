@@ -18,6 +18,7 @@
 #include "server/replication/wal_stream.h"
 #include "server/router/router.h"
 #include "server/storage/bucket_writer.h"
+#include "server/storage/write_checkpoints.h"
 
 namespace sluice::app {
 namespace {
@@ -293,6 +294,27 @@ Status start_over(PgConnection& source, storage::BucketWriter& writer, bool drop
     return committed ? Status::ok() : committed.status();
 }
 
+// The write checkpoints of the uploads the snapshot holds (see storage/write_checkpoints.h): their
+// messages may be in WAL that a lost slot never decoded. Each client's highest goes with the
+// snapshot's checkpoint. Answers how many.
+protocol::Result<std::size_t> add_snapshot_write_checkpoints(PgConnection& snapshot, storage::BucketWriter& writer) {
+    auto readable = snapshot.query(storage::kUploadCheckpointsReadableSql);
+    if (!readable) {
+        return readable.status();
+    }
+    if (readable.value().empty() || readable.value()[0][0].value_or("") != "true") {
+        return std::size_t{0};
+    }
+    auto rows = snapshot.query(storage::kSnapshotWriteCheckpointsSql);
+    if (!rows) {
+        return rows.status();
+    }
+    for (const auto& row : rows.value()) {
+        writer.add_write_checkpoint({row[0].value_or(""), row[1].value_or(""), std::stoll(row[2].value_or("0"))});
+    }
+    return rows.value().size();
+}
+
 }  // namespace
 
 Replicator::Replicator(ReplicatorConfig config)
@@ -383,9 +405,17 @@ Status Replicator::run(const std::atomic<bool>& stop) {
                 return Status::ok();
             }
         }
+        auto checkpoints = add_snapshot_write_checkpoints(snapshot, writer);
+        if (!checkpoints) {
+            return checkpoints.status();
+        }
         auto end = snapshot.query("COMMIT");
         if (!end) {
             return end.status();
+        }
+        if (checkpoints.value() > 0) {
+            log.info("the snapshot holds the uploads of {} client(s): their write checkpoints go with it",
+                     checkpoints.value());
         }
         SLUICE_TRY(writer.finish_snapshot(slot->consistent_point, visible_from));
         auto first = writer.commit(slot->consistent_point);

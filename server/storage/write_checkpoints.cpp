@@ -15,6 +15,21 @@ std::string emit_write_checkpoint_sql(std::string_view user, std::string_view cl
                        write_checkpoint_content_sql(user, client, number));
 }
 
+const std::string kUploadCheckpointsReadableSql =
+    "SELECT coalesce(bool_and(has_table_privilege(attrelid, 'SELECT')), false)::text FROM pg_attribute "
+    "WHERE attrelid = to_regclass('sluice.uploads') AND attname = 'write_checkpoint' AND NOT attisdropped";
+
+const std::string kSnapshotWriteCheckpointsSql =
+    "SELECT user_id, client_id, max(write_checkpoint)::text FROM sluice.uploads "
+    "WHERE write_checkpoint IS NOT NULL GROUP BY user_id, client_id";
+
+const std::string kRecordIssuedWriteCheckpointSql =
+    "INSERT INTO sluice.write_checkpoints (user_id, client_id, checkpoint, lsn) "
+    "SELECT $1, $2, $3::bigint, $4::pg_lsn "
+    "WHERE NOT EXISTS (SELECT FROM sluice.write_checkpoints WHERE user_id = $1 AND client_id = $2 "
+    "                  AND checkpoint >= $3::bigint AND op_id IS NOT NULL) "
+    "ON CONFLICT (user_id, client_id, checkpoint) DO NOTHING";
+
 std::optional<WriteCheckpoint> parse_write_checkpoint_message(std::string_view content) {
     simdjson::dom::parser parser;
     simdjson::dom::element root;

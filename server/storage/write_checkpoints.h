@@ -8,6 +8,17 @@
 // write checkpoint is delivered exactly when replication has passed the commit that issued it, with
 // no storage write on the upload path and no wait for a WAL position.
 //
+// A lost slot (Postgres invalidated it, or it was dropped) takes undecoded messages with it, and
+// their clients would wait for them until their next write checkpoint. Two records cover them:
+// - an upload's record in the source keeps its number (sluice.uploads.write_checkpoint, in the
+//   batch's transaction): the replicator reads each client's highest under its snapshot
+//   (kSnapshotWriteCheckpointsSql) and delivers them with the snapshot, whose data holds their
+//   batches;
+// - a checkpoint of its own carries no data, only "every write of the client committed before
+//   this WAL position": it is also recorded in storage, pending at that position
+//   (kRecordIssuedWriteCheckpointSql). Its message takes the row over; a writer that loads pending
+//   rows (at start, as after a slot loss) delivers it once its stream has passed the position.
+//
 // This header owns the message's format: both sides use it.
 #pragma once
 
@@ -35,6 +46,18 @@ struct WriteCheckpoint {
 // message's LSN.
 [[nodiscard]] std::string emit_write_checkpoint_sql(std::string_view user, std::string_view client,
                                                     std::string_view number);
+
+// On the source, in the snapshot's transaction: (user_id, client_id, number as text), each client's
+// highest number recorded by an upload. Run it only when kUploadCheckpointsReadableSql answers
+// true: sluice.uploads may be missing, lack the column (uploads are off, or an older Sluice made
+// it) or be unreadable, and a failed statement would abort the snapshot.
+extern const std::string kUploadCheckpointsReadableSql;
+extern const std::string kSnapshotWriteCheckpointsSql;
+
+// On storage: records a checkpoint of its own as pending, $1 user, $2 client, $3 number, $4 the
+// source's WAL position (pg_lsn text) when it was issued. Nothing when that checkpoint, or a later
+// one of the client, is delivered already.
+extern const std::string kRecordIssuedWriteCheckpointSql;
 
 // The checkpoint a message with kWriteCheckpointPrefix carries; nullopt when the content is not one
 // (a message some other program wrote under the same prefix).

@@ -65,13 +65,15 @@ std::string record_sql(bool if_new) {
 }
 
 // A write checkpoint of its own: $1 user, $2 client, $3 the client's own number when `chosen` (it
-// still takes the client's lock, so it follows the client's uploads in flight).
+// still takes the client's lock, so it follows the client's uploads in flight). Answers the number
+// and the WAL position.
 const std::string& own_checkpoint_sql(bool chosen) {
     static const std::string kServerNumber =
-        fmt::format("SELECT number, {} FROM (SELECT {} AS number FROM {}) AS numbered",
-                    storage::emit_write_checkpoint_sql("$1", "$2", "number"), kWalPosition, client_lock("$1", "$2"));
+        fmt::format("SELECT position, position, {} FROM (SELECT {} AS position FROM {}) AS numbered",
+                    storage::emit_write_checkpoint_sql("$1", "$2", "position"), kWalPosition, client_lock("$1", "$2"));
     static const std::string kClientNumber =
-        fmt::format("SELECT $3::bigint, {} FROM {}", storage::emit_write_checkpoint_sql("$1", "$2", "$3::bigint"),
+        fmt::format("SELECT $3::bigint, position, {} FROM (SELECT {} AS position FROM {}) AS numbered",
+                    storage::emit_write_checkpoint_sql("$1", "$2", "$3::bigint"), kWalPosition,
                     client_lock("$1", "$2"));
     return chosen ? kClientNumber : kServerNumber;
 }
@@ -506,14 +508,15 @@ const char* source_schema_sql() {
            "END $$";
 }
 
-std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
-                                    const std::string& client_id, std::optional<std::int64_t> number) {
+IssuedCheckpoint issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
+                                        const std::string& client_id, std::optional<std::int64_t> number) {
     Params params{user_id, client_id};
     if (number) {
         params.emplace_back(std::to_string(*number));
     }
     source.add(own_checkpoint_sql(number.has_value()), params);
-    return number_in(source.run().front(), 0);
+    const auto reply = source.run();
+    return {number_in(reply.front(), 0), protocol::Lsn(static_cast<std::uint64_t>(number_in(reply.front(), 1)))};
 }
 
 namespace {

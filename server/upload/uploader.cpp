@@ -21,6 +21,8 @@
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/pg_errors.h"
+#include "server/storage/database.h"
+#include "server/storage/write_checkpoints.h"
 #include "server/upload/db_errors.h"
 #include "server/upload/detail/batch_transaction.h"
 
@@ -53,6 +55,9 @@ struct Slot {
 UploaderOptions options_from_config(const config::Config& config) {
     UploaderOptions o;
     o.source_conninfo = config.source.uri;
+    if (auto storage = storage::storage_conninfo(config)) {
+        o.storage_conninfo = std::move(storage).value();
+    }
     o.policy = config.uploads.batch_policy;
     o.apply_as_role = config.uploads.apply_as_role;
     o.max_attempts = static_cast<int>(config.uploads.max_attempts);
@@ -104,6 +109,9 @@ struct Uploader::Impl {
     std::mutex pool_mutex;  // guards idle; taken by worker threads
     std::vector<std::unique_ptr<Slot>> idle;
 
+    std::mutex storage_mutex;  // guards storage_idle; taken by worker threads
+    std::vector<std::unique_ptr<pqxx::connection>> storage_idle;
+
     std::mutex prepare_mutex;  // one prepare() at a time
     std::atomic<bool> prepared{false};
 
@@ -135,24 +143,59 @@ struct Uploader::Impl {
         idle.push_back(std::move(slot));
     }
 
-    // A write checkpoint of its own, on a pooled source connection; after a failure (the connection
-    // is dropped with its slot) it is tried once more on a new one.
+    // Records a checkpoint of its own as pending in storage, for a lost slot (see
+    // storage/write_checkpoints.h), on a pooled storage connection (dropped when it fails).
+    void record_issued(const std::string& user_id, const std::string& client_id, const detail::IssuedCheckpoint& c) {
+        if (options.storage_conninfo.empty()) {
+            return;
+        }
+        std::unique_ptr<pqxx::connection> storage;
+        {
+            std::lock_guard lock(storage_mutex);
+            if (!storage_idle.empty()) {
+                storage = std::move(storage_idle.back());
+                storage_idle.pop_back();
+            }
+        }
+        if (!storage) {
+            storage = std::make_unique<pqxx::connection>(options.storage_conninfo);
+        }
+        pqxx::nontransaction(*storage).exec_params0(storage::kRecordIssuedWriteCheckpointSql, user_id, client_id,
+                                                    c.number, c.position.to_string());
+        std::lock_guard lock(storage_mutex);
+        storage_idle.push_back(std::move(storage));
+    }
+
+    // A write checkpoint of its own, on a pooled source connection, recorded in storage too; after
+    // a failure (the connection is dropped with its slot) it is tried once more on a new one.
     protocol::Result<std::int64_t> issue_checkpoint(const std::string& user_id, const std::string& client_id,
                                                     std::optional<std::int64_t> number) {
         Status last;
-        for (int attempt = 0; attempt < 2; ++attempt) {
+        std::optional<detail::IssuedCheckpoint> issued;
+        for (int attempt = 0; attempt < 2 && !issued; ++attempt) {
             try {
                 auto slot = acquire();
-                const auto issued = detail::issue_write_checkpoint(*slot->source, user_id, client_id, number);
+                issued = detail::issue_write_checkpoint(*slot->source, user_id, client_id, number);
                 release(std::move(slot));
-                return issued;
             } catch (const std::exception& e) {
                 last = Status{ErrorCode::kUploadUnavailable,
                               fmt::format("cannot issue a write checkpoint in the source database: {}",
                                           core::one_line(e.what()))};
             }
         }
-        return last;
+        if (!issued) {
+            return last;
+        }
+        // The message is written: a failure here answers an error (the client asks again) and the
+        // checkpoint is still delivered through replication, only not after a slot loss.
+        try {
+            record_issued(user_id, client_id, *issued);
+        } catch (const std::exception& e) {
+            return Status{ErrorCode::kUploadUnavailable,
+                          fmt::format("cannot record a write checkpoint in the storage database: {}",
+                                      core::one_line(e.what()))};
+        }
+        return issued->number;
     }
 
     void count_answer(const protocol::wire::UploadResult& result, bool replayed) {

@@ -37,6 +37,9 @@ namespace sluice::upload {
 
 struct UploaderOptions {
     std::string source_conninfo;
+    // Storage, where checkpoints of their own are also recorded pending, for a lost slot (see
+    // storage/write_checkpoints.h). Empty: not recorded (tests of the upload path alone).
+    std::string storage_conninfo;
     config::BatchPolicy policy = config::BatchPolicy::kAllOrNothing;
     std::string apply_as_role;  // empty: the source user, no RLS role
     int max_attempts = 5;
@@ -49,7 +52,7 @@ struct UploaderOptions {
 
 // Test hooks: called with the source backend's pid at these points of a batch's transaction.
 enum class HookPoint {
-    kBeforeCommit,  // the ops are done; the record and COMMIT are not yet sent
+    kBeforeCommit,  // the ops are checked (the last one's write may be queued); record and COMMIT not sent
     kAfterCommit,   // COMMIT succeeded, the answer is not yet returned
 };
 using UploadHook = std::function<void(HookPoint point, int backend_pid)>;

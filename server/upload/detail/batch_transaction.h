@@ -10,6 +10,7 @@
 #include "config/rules/request.h"
 #include "config/rules/write_rules.h"
 #include "config/sluice_config.h"
+#include "protocol/lsn.h"
 #include "protocol/status.h"
 #include "protocol/wire/upload.h"
 #include "server/upload/detail/pipeline.h"
@@ -37,11 +38,17 @@ struct Attempt {
     std::int64_t write_checkpoint = 0;  // issued in the batch's transaction (a replay's: after it)
 };
 
+struct IssuedCheckpoint {
+    std::int64_t number = 0;
+    protocol::Lsn position;  // the source's WAL insert position it was issued at
+};
+
 // A write checkpoint of its own (GET /write-checkpoint2.json; POST /sync/checkpoint-request with the
-// client's `number`), issued in a transaction of its own, after the client's uploads in flight;
-// answers its number. Writes nothing to the source but the message. Throws libpqxx exceptions.
-[[nodiscard]] std::int64_t issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
-                                                  const std::string& client_id, std::optional<std::int64_t> number);
+// client's `number`), issued in a transaction of its own, after the client's uploads in flight.
+// Writes nothing to the source but the message. Throws libpqxx exceptions.
+[[nodiscard]] IssuedCheckpoint issue_write_checkpoint(PipelinedConnection& source, const std::string& user_id,
+                                                      const std::string& client_id,
+                                                      std::optional<std::int64_t> number);
 
 // Runs the batch. SL6010 when the batch id is another user's.
 [[nodiscard]] protocol::Result<Attempt> run_batch(PipelinedConnection& source, const BatchContext& ctx);

@@ -11,6 +11,7 @@
 #include "migrations/migrations.h"
 #include "server/app/replicator.h"
 #include "server/storage/migrator.h"
+#include "server/upload/uploader.h"
 #include "tests/support/client_view.h"
 #include "tests/support/cluster.h"
 #include "tests/support/demo_oracle.h"
@@ -162,7 +163,7 @@ TEST_CASE("a heartbeat advances the durable LSN while only unpublished tables ch
     CHECK(passed);
 }
 
-TEST_CASE("an invalidated slot is recreated and every table snapshotted again, without stale rows") {
+TEST_CASE("an invalidated slot is recreated and every table snapshotted again, without stale rows or lost write checkpoints") {
     sluice::test::ScratchCluster cluster({.port = 25464, .extra_conf = "max_slot_wal_keep_size = 1MB"});
     const auto source = sluice::test::with_database(cluster.uri(), "postgres");
     sluice::test::exec_sql(cluster.uri(), "CREATE DATABASE store");
@@ -187,6 +188,29 @@ TEST_CASE("an invalidated slot is recreated and every table snapshotted again, w
         REQUIRE(sluice::test::wait_for_marker(storage, "marker1"));
     }
     workload.run(200);  // deletes and moves the old slot will never deliver
+    // Write checkpoints whose messages only the old slot would have delivered: an upload's, and one
+    // of its own.
+    const auto write_rules = sluice::config::rules::RuleSet::compile(
+        "bucket_definitions:\n  global:\n    data:\n      - SELECT * FROM users\n"
+        "write_rules:\n  users:\n    insert: true\n",
+        "write-rules.yaml");
+    REQUIRE(write_rules.rules);
+    sluice::upload::UploaderOptions upload_options;
+    upload_options.source_conninfo = source;
+    upload_options.storage_conninfo = storage;
+    auto uploader = sluice::upload::Uploader::create(upload_options, write_rules.rules);
+    sluice::protocol::wire::UploadBatch batch;
+    batch.client_id = "laptop";
+    batch.batch_id = "b1";
+    auto& put = batch.ops.emplace_back();
+    put.table = "users";
+    put.id = "writer";
+    put.data.emplace_back("name", sluice::protocol::wire::CrudValue{sluice::protocol::wire::CrudValue::Kind::kString, "W"});
+    const auto uploaded = uploader->upload({"alice", R"({"sub":"alice"})", 4102444800}, batch);
+    REQUIRE(uploaded);
+    REQUIRE(uploaded->result.outcome == sluice::protocol::wire::BatchOutcome::kApplied);
+    const auto own = uploader->create_write_checkpoint("bob", "phone");
+    REQUIRE(own);
     // Write WAL until Postgres gives up on the idle slot.
     pqxx::connection admin(source);
     bool lost = false;
@@ -203,6 +227,17 @@ TEST_CASE("an invalidated slot is recreated and every table snapshotted again, w
     workload.insert_user("marker2");
     REQUIRE(sluice::test::wait_for_marker(storage, "marker2"));
     CHECK(sluice::test::compare_every_user(*rules, storage, source) == "");
+    // Both write checkpoints are delivered, at checkpoints that hold their writes.
+    const auto delivered = [&](const std::string& user, const std::string& client) {
+        pqxx::connection c(storage);
+        return pqxx::nontransaction(c)
+            .exec_params1("SELECT coalesce(max(checkpoint), 0) FROM sluice.write_checkpoints "
+                          "WHERE user_id = $1 AND client_id = $2 AND op_id IS NOT NULL",
+                          user, client)[0]
+            .as<std::int64_t>();
+    };
+    CHECK(delivered("alice", "laptop") == uploaded->write_checkpoint);
+    CHECK(delivered("bob", "phone") == own.value());
 }
 
 TEST_CASE("schema changes while streaming: added, changed and dropped columns reach the buckets") {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <pqxx/pqxx>
 
 #include "migrations/migrations.h"
@@ -93,6 +94,7 @@ struct Fixture {
     [[nodiscard]] UploaderOptions options(sluice::config::BatchPolicy policy = sluice::config::BatchPolicy::kAllOrNothing) const {
         UploaderOptions o;
         o.source_conninfo = source;
+        o.storage_conninfo = storage;
         o.policy = policy;
         o.retry_backoff = std::chrono::milliseconds(1);
         return o;
@@ -613,6 +615,24 @@ TEST_CASE("write checkpoints without write_rules: numbered by the WAL position, 
     CHECK(decoded[2].client == "c9");
     CHECK(decoded[2].number == 42);
     CHECK(f.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'sluice'") == "0");
+
+    // Each is also pending in storage at its WAL position, for a lost slot; the server's numbers are
+    // that position.
+    const auto pending = [&](const std::string& client) {
+        return f.query("SELECT string_agg(checkpoint || '@' || (lsn - '0/0') || '/' || (op_id IS NULL), ' ' "
+                       "ORDER BY checkpoint) FROM sluice.write_checkpoints WHERE user_id = 'u1' AND client_id = '" +
+                           client + "'",
+                       f.storage);
+    };
+    CHECK(pending("c1") == fmt::format("{0}@{0}/true {1}@{1}/true", a.value(), b.value()));
+    const auto c9 = pending("c9");
+    CHECK(c9.starts_with("42@"));
+    CHECK(c9.ends_with("/true"));
+    // Not when the client has that one, or a later one, delivered already.
+    sluice::test::exec_sql(f.storage, "UPDATE sluice.write_checkpoints SET op_id = 1");
+    REQUIRE(uploader->request_write_checkpoint("u1", "c9", 41).is_ok());
+    REQUIRE(uploader->request_write_checkpoint("u1", "c9", 42).is_ok());
+    CHECK(f.query("SELECT count(*) FROM sluice.write_checkpoints WHERE client_id = 'c9'", f.storage) == "1");
 }
 
 TEST_CASE("a sluice.uploads made before write checkpoints were recorded gains the column, its old records still replay") {
