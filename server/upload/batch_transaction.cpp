@@ -1,8 +1,8 @@
 // One attempt at one upload batch in one source transaction (see detail/batch_transaction.h and
 // uploader.h), in round trips of pipelined statements: BEGIN with the record check and the first
 // op's locked read; each op's write, then the next op's read; the last op's write with the record
-// and its write checkpoint, and COMMIT (run_attempt). Identifiers in SQL come only from the catalog (TableCatalog), quoted; every client
-// value is a parameter, cast to its column's type.
+// and its write checkpoint, and COMMIT (run_attempt). Identifiers in SQL come only from the catalog
+// (TableCatalog), quoted; every client value is a parameter, cast to its column's type.
 #include "server/upload/detail/batch_transaction.h"
 
 #include <algorithm>
@@ -136,9 +136,9 @@ struct OpOutcome {
     // Rejected by a statement's error: the transaction (or, apply_valid, the op's savepoint) is
     // aborted and must be rolled back.
     bool statement_failed = false;
-    // The op's write is queued, to go with the record and COMMIT: its reply's index in the next
-    // flight. It is applied only if that whole flight succeeds.
-    std::optional<std::size_t> deferred_at = std::nullopt;
+    // The op's write is queued, to go with the record and COMMIT: it is applied only if that whole
+    // flight succeeds.
+    bool write_deferred = false;
 };
 
 // Runs one op in two round trips: its row read and locked (with the new values cast to their
@@ -396,9 +396,9 @@ private:
     // statement fails instead, failing the flight: a write `returning_row` (its SQL ends in
     // RETURNING 1) that writes no row divides by zero.
     OpOutcome defer(const std::string& sql, const Params& params, bool returning_row) {
+        m_source.add(returning_row ? "WITH written AS (" + sql + ") SELECT 1 / count(*) FROM written" : sql, params);
         OpOutcome outcome;
-        outcome.deferred_at = m_source.add(
-            returning_row ? "WITH written AS (" + sql + ") SELECT 1 / count(*) FROM written" : sql, params);
+        outcome.write_deferred = true;
         return outcome;
     }
 
@@ -566,7 +566,7 @@ std::optional<protocol::Result<Attempt>> run_attempt(PipelinedConnection& source
         if (op.statement_failed) {
             source.add("ROLLBACK TO SAVEPOINT sluice_op");
         }
-        deferred = op.deferred_at.has_value();
+        deferred = op.write_deferred;
         result.ops.push_back(std::move(op.result));
     }
     if (ops.empty()) {
