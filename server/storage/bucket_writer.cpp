@@ -214,10 +214,15 @@ struct BucketWriter::Impl {
         if (tables.empty()) {
             return Status::ok();
         }
+        // One primary-key probe per key, whatever the table's statistics say: a plain join let the
+        // planner, misled by a table filled in this very transaction (no statistics yet), rescan
+        // every stored row once per key (3 s per 1,000 keys after 20,000 rows were written).
         auto result = work().exec_params(
             "SELECT c.source_table, c.row_key, c.data, c.placements, c.lookups "
             "FROM unnest($1::text[], $2::text[]) AS k(t, r) "
-            "JOIN sluice.current_rows c ON c.rules_version = $3 AND c.source_table = k.t AND c.row_key = k.r",
+            "CROSS JOIN LATERAL (SELECT * FROM sluice.current_rows c "
+            "                    WHERE c.rules_version = $3 AND c.source_table = k.t AND c.row_key = k.r "
+            "                    OFFSET 0) AS c",  // (kept a subquery: not flattened into a join)
             to_pg_array(tables), to_pg_array(row_keys), options.rules_version);
         for (const auto& r : result) {
             RowKey key{r[0].as<std::string>(), r[1].as<std::string>()};
