@@ -15,9 +15,13 @@ std::string emit_write_checkpoint_sql(std::string_view user, std::string_view cl
                        write_checkpoint_content_sql(user, client, number));
 }
 
+// (Through the catalogs, not to_regclass: that throws when the user lacks USAGE on schema sluice.)
 const std::string kUploadCheckpointsReadableSql =
-    "SELECT coalesce(bool_and(has_table_privilege(attrelid, 'SELECT')), false)::text FROM pg_attribute "
-    "WHERE attrelid = to_regclass('sluice.uploads') AND attname = 'write_checkpoint' AND NOT attisdropped";
+    "SELECT coalesce(bool_and(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')), "
+    "                false)::text "
+    "FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid JOIN pg_attribute a ON a.attrelid = c.oid "
+    "WHERE n.nspname = 'sluice' AND c.relname = 'uploads' AND a.attname = 'write_checkpoint' "
+    "AND NOT a.attisdropped";
 
 const std::string kSnapshotWriteCheckpointsSql =
     "SELECT user_id, client_id, max(write_checkpoint)::text FROM sluice.uploads "

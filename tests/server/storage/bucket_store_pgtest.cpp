@@ -758,6 +758,33 @@ TEST_CASE("write checkpoints across a rules-version switch: none is lost when th
     CHECK(delivered(last) == 7);
 }
 
+TEST_CASE("the snapshot's read of upload checkpoints is skipped, never failing, when it cannot work") {
+    // A failing statement would abort the snapshot's transaction: the guard answers false instead.
+    const auto uri = migrated_database("store_upload_checkpoints_readable");
+    const auto readable = [](const std::string& conninfo) {
+        pqxx::connection c(conninfo);
+        return pqxx::nontransaction(c).exec1(sluice::storage::kUploadCheckpointsReadableSql)[0].as<std::string>();
+    };
+    CHECK(readable(uri) == "true");
+    sluice::test::exec_sql(uri, "DROP ROLE IF EXISTS sluice_no_schema; CREATE ROLE sluice_no_schema LOGIN");
+    CHECK(readable(uri + " user=sluice_no_schema") == "false");  // no USAGE on schema sluice
+    sluice::test::exec_sql(uri, "ALTER TABLE sluice.uploads DROP COLUMN write_checkpoint");
+    CHECK(readable(uri) == "false");  // made by an older Sluice
+    sluice::test::exec_sql(uri, "DROP TABLE sluice.uploads");
+    CHECK(readable(uri) == "false");
+    {
+        pqxx::connection c(uri);
+        pqxx::work tx(c);
+        tx.exec0("CREATE TABLE sluice.uploads (user_id text, client_id text, write_checkpoint bigint)");
+        tx.exec0("INSERT INTO sluice.uploads VALUES ('u1', 'c1', 5), ('u1', 'c1', 9), ('u1', 'c2', NULL), "
+                 "('u2', 'c1', 3)");
+        const auto rows = tx.exec(sluice::storage::kSnapshotWriteCheckpointsSql + " ORDER BY 1, 2");
+        REQUIRE(rows.size() == 2);  // each client's highest; a record without a number is no checkpoint
+        CHECK(rows[0][2].as<std::string>() == "9");
+        CHECK(rows[1][0].as<std::string>() == "u2");
+    }
+}
+
 TEST_CASE("write-checkpoint messages: the format both sides use, and what is not one") {
     using sluice::storage::parse_write_checkpoint_message;
     using sluice::storage::WriteCheckpoint;
