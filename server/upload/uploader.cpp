@@ -45,9 +45,32 @@ std::unique_ptr<pqxx::connection> open_source(const std::string& conninfo) {
     return c;
 }
 
-// A source connection for batches.
-struct Slot {
-    std::unique_ptr<detail::PipelinedConnection> source;
+// Idle connections, each used by one worker thread at a time. take() opens a new one when none is
+// idle, so a pool grows to the number of concurrent callers; a connection that failed is not given
+// back (its unique_ptr closes it).
+template <class Connection>
+class IdlePool {
+public:
+    template <class Open>
+    std::unique_ptr<Connection> take(const Open& open) {
+        {
+            std::lock_guard lock(m_mutex);
+            if (!m_idle.empty()) {
+                auto c = std::move(m_idle.back());
+                m_idle.pop_back();
+                return c;
+            }
+        }
+        return open();
+    }
+    void give_back(std::unique_ptr<Connection> c) {
+        std::lock_guard lock(m_mutex);
+        m_idle.push_back(std::move(c));
+    }
+
+private:
+    std::mutex m_mutex;  // guards m_idle; taken by worker threads
+    std::vector<std::unique_ptr<Connection>> m_idle;
 };
 
 }  // namespace
@@ -106,11 +129,8 @@ struct Uploader::Impl {
     TableCatalog catalog;
     UploaderStats stats;
 
-    std::mutex pool_mutex;  // guards idle; taken by worker threads
-    std::vector<std::unique_ptr<Slot>> idle;
-
-    std::mutex storage_mutex;  // guards storage_idle; taken by worker threads
-    std::vector<std::unique_ptr<pqxx::connection>> storage_idle;
+    IdlePool<detail::PipelinedConnection> sources;  // for batches and write checkpoints
+    IdlePool<pqxx::connection> storages;             // for records of write checkpoints
 
     std::mutex prepare_mutex;  // one prepare() at a time
     std::atomic<bool> prepared{false};
@@ -124,23 +144,8 @@ struct Uploader::Impl {
     Impl(UploaderOptions o, std::shared_ptr<const config::rules::RuleSet> r, UploadHook h)
         : options(std::move(o)), rules(std::move(r)), hook(std::move(h)), catalog(options.source_conninfo) {}
 
-    // An idle slot, or a new one (the pool grows to the number of concurrent callers).
-    std::unique_ptr<Slot> acquire() {
-        {
-            std::lock_guard lock(pool_mutex);
-            if (!idle.empty()) {
-                auto slot = std::move(idle.back());
-                idle.pop_back();
-                return slot;
-            }
-        }
-        auto slot = std::make_unique<Slot>();
-        slot->source = detail::PipelinedConnection::open(options.source_conninfo, kSessionSettings);
-        return slot;
-    }
-    void release(std::unique_ptr<Slot> slot) {
-        std::lock_guard lock(pool_mutex);
-        idle.push_back(std::move(slot));
+    std::unique_ptr<detail::PipelinedConnection> acquire() {
+        return sources.take([&] { return detail::PipelinedConnection::open(options.source_conninfo, kSessionSettings); });
     }
 
     // Records a checkpoint of its own as pending in storage, for a lost slot (see
@@ -149,34 +154,23 @@ struct Uploader::Impl {
         if (options.storage_conninfo.empty()) {
             return;
         }
-        std::unique_ptr<pqxx::connection> storage;
-        {
-            std::lock_guard lock(storage_mutex);
-            if (!storage_idle.empty()) {
-                storage = std::move(storage_idle.back());
-                storage_idle.pop_back();
-            }
-        }
-        if (!storage) {
-            storage = std::make_unique<pqxx::connection>(options.storage_conninfo);
-        }
+        auto storage = storages.take([&] { return std::make_unique<pqxx::connection>(options.storage_conninfo); });
         pqxx::nontransaction(*storage).exec_params0(storage::kRecordIssuedWriteCheckpointSql, user_id, client_id,
                                                     c.number, c.position.to_string());
-        std::lock_guard lock(storage_mutex);
-        storage_idle.push_back(std::move(storage));
+        storages.give_back(std::move(storage));
     }
 
     // A write checkpoint of its own, on a pooled source connection, recorded in storage too; after
-    // a failure (the connection is dropped with its slot) it is tried once more on a new one.
+    // a failure (the connection is dropped) it is tried once more on a new one.
     protocol::Result<std::int64_t> issue_checkpoint(const std::string& user_id, const std::string& client_id,
                                                     std::optional<std::int64_t> number) {
         Status last;
         std::optional<detail::IssuedCheckpoint> issued;
         for (int attempt = 0; attempt < 2 && !issued; ++attempt) {
             try {
-                auto slot = acquire();
-                issued = detail::issue_write_checkpoint(*slot->source, user_id, client_id, number);
-                release(std::move(slot));
+                auto source = acquire();
+                issued = detail::issue_write_checkpoint(*source, user_id, client_id, number);
+                sources.give_back(std::move(source));
             } catch (const std::exception& e) {
                 last = Status{ErrorCode::kUploadUnavailable,
                               fmt::format("cannot issue a write checkpoint in the source database: {}",
@@ -357,20 +351,20 @@ protocol::Result<UploadAnswer> Uploader::upload(const auth::VerifiedToken& user,
             impl.count_retry();
             impl.sleep_backoff(attempt);
         }
-        std::unique_ptr<Slot> slot;
+        std::unique_ptr<detail::PipelinedConnection> source;
         try {
-            slot = impl.acquire();
-            auto done = detail::run_batch(*slot->source, ctx);
+            source = impl.acquire();
+            auto done = detail::run_batch(*source, ctx);
             if (!done) {
-                impl.release(std::move(slot));
+                impl.sources.give_back(std::move(source));
                 impl.count_failure();
                 return done.status();
             }
-            impl.release(std::move(slot));
+            impl.sources.give_back(std::move(source));
             impl.count_answer(done->result, done->replayed);
             return UploadAnswer{std::move(done->result), done->write_checkpoint, done->replayed};
         } catch (const std::exception& e) {
-            // The slot's connection is dropped whatever happened: a transaction may be open on it.
+            // The connection is dropped whatever happened: a transaction may be open on it.
             const auto error = classify(e);
             last =
                 Status{ErrorCode::kUploadUnavailable, fmt::format("batch '{}' of client '{}' could not be applied: {}",
